@@ -1,0 +1,411 @@
+//! The command line: `serve`, `dev`, `validate`, `userinfo`, `health`.
+//!
+//! Client commands exit 0 when the answer is good (valid token, profile,
+//! SERVING), 1 when it is a clear "no" (invalid token, NOT_SERVING), and 2 when
+//! no answer could be had (bad arguments, service unreachable, gRPC error).
+
+use std::{io::Read, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::{
+    App, Config,
+    config::ListenAddr,
+    dev::{DEV_CLIENT_ID, DevIssuer, MintRequest},
+    grpc::{Listener, client, proto},
+    telemetry::{LogFormat, init_logging},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "token-validator",
+    version,
+    about = "Validates Amazon Cognito tokens over gRPC"
+)]
+struct Cli {
+    /// Log format (default: json when stderr is not a terminal).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service from configuration (YAML file and/or environment).
+    Serve {
+        /// YAML config file; COGNITO_REGION, COGNITO_USER_POOL_ID and COGNITO_CLIENT_IDS suffice for one pool.
+        #[arg(long, env = "TOKEN_VALIDATOR_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the service with an embedded local user pool (no AWS account) and print tokens to try.
+    Dev {
+        /// gRPC listen address.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: String,
+        /// Address of the local issuer (JWKS, GetUser, token minting).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        issuer_listen: SocketAddr,
+        /// Print one JSON line (addresses and tokens) for scripts instead of the banner.
+        #[arg(long)]
+        json: bool,
+        /// Print only this token on stdout, for scripts.
+        #[arg(long, value_enum, conflicts_with = "json")]
+        print_token: Option<TokenKind>,
+    },
+    /// Ask a running service to validate TOKEN ("-" reads it from stdin).
+    Validate {
+        token: String,
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// Expected token kind.
+        #[arg(long, value_enum)]
+        token_use: Option<TokenKind>,
+        /// Required scope (repeatable; all must be present).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Accepted group (repeatable; any one suffices).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Print the full answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running service who the user of TOKEN is ("-" reads it from stdin).
+    Userinfo {
+        token: String,
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// gRPC health check of a running service: exit 0 when SERVING, 1 otherwise.
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:50051")]
+        addr: String,
+        /// Service to check ("" is the whole server).
+        #[arg(long, default_value = "")]
+        service: String,
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TokenKind {
+    Id,
+    Access,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(run(cli.command));
+    // Background tasks (key refresh) must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+async fn run(command: Command) -> ExitCode {
+    match command {
+        Command::Serve { config } => report(serve(config).await),
+        Command::Dev {
+            listen,
+            issuer_listen,
+            json,
+            print_token,
+        } => report(dev(listen, issuer_listen, json, print_token).await),
+        Command::Validate {
+            token,
+            addr,
+            token_use,
+            scopes,
+            groups,
+            json,
+        } => validate(token, addr, token_use, scopes, groups, json).await,
+        Command::Userinfo { token, addr, json } => userinfo(token, addr, json).await,
+        Command::Health {
+            addr,
+            service,
+            timeout_secs,
+        } => health(addr, service, timeout_secs).await,
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(term) => term,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received");
+}
+
+async fn serve(config_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::load(config_file.as_deref())?;
+    let listener = Listener::bind(&config.listen_addr())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    tracing::info!(
+        listen = %listener.local_addr(),
+        pools = ?config.pools.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        "token-validator serving"
+    );
+    App::new(config)?.serve(listener, shutdown_signal()).await
+}
+
+async fn dev(
+    listen: String,
+    issuer_listen: SocketAddr,
+    json_output: bool,
+    print_token: Option<TokenKind>,
+) -> anyhow::Result<()> {
+    ListenAddr::parse(&listen)?;
+    let issuer = DevIssuer::start(issuer_listen).await?;
+    let config = issuer.service_config(&listen);
+    config.validate()?;
+    let listener = Listener::bind(&config.listen_addr())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let grpc_addr = listener.local_addr();
+    let app = App::new(config)?;
+    let mut ready = app.keys.subscribe_ready();
+    let serving = tokio::spawn(app.serve(listener, shutdown_signal()));
+    tokio::time::timeout(Duration::from_secs(10), ready.wait_for(|r| *r))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!("the service did not load the dev issuer's keys within 10 s")
+        })??;
+
+    let tokens = issuer.mint(&MintRequest::default());
+    let mint_url = format!("http://{}/dev/tokens", issuer.addr());
+    if json_output {
+        println!(
+            "{}",
+            json!({
+                "grpc_addr": grpc_addr,
+                "grpc_url": format!("http://{grpc_addr}"),
+                "issuer": issuer.issuer(),
+                "client_id": DEV_CLIENT_ID,
+                "mint_url": mint_url,
+                "id_token": tokens.id_token,
+                "access_token": tokens.access_token,
+            })
+        );
+    } else if let Some(kind) = print_token {
+        println!(
+            "{}",
+            match kind {
+                TokenKind::Id => &tokens.id_token,
+                TokenKind::Access => &tokens.access_token,
+            }
+        );
+    } else {
+        println!(
+            "token-validator dev: a local user pool, no AWS account needed\n\
+             \n  gRPC service  {grpc_addr}  (tokenvalidator.v1.TokenValidator, health, reflection)\
+             \n  issuer        {issuer_url}\
+             \n  client id     {DEV_CLIENT_ID}\
+             \n  user          dev-user (groups admin, users; email dev-user@example.com)\
+             \n\nID token:\n{id}\n\nAccess token:\n{access}\n\
+             \nTry, in another terminal:\
+             \n  token-validator validate --addr http://{grpc_addr} <ID token>\
+             \n  token-validator userinfo --addr http://{grpc_addr} <access token>\
+             \n  grpcurl -plaintext -d '{{\"token\":\"<token>\"}}' {grpc_addr} tokenvalidator.v1.TokenValidator/ValidateToken\
+             \nMint more tokens:\
+             \n  curl -s -X POST {mint_url} -H 'content-type: application/json' -d '{{\"username\":\"bob\",\"groups\":[\"users\"],\"expires_in\":600}}'\
+             \n\nCtrl-C stops.",
+            issuer_url = issuer.issuer(),
+            id = tokens.id_token,
+            access = tokens.access_token,
+        );
+    }
+    serving.await??;
+    Ok(())
+}
+
+fn read_token(token: String) -> anyhow::Result<String> {
+    if token == "-" {
+        let mut buffer = String::new();
+        std::io::stdin().read_to_string(&mut buffer)?;
+        Ok(buffer.trim().to_string())
+    } else {
+        Ok(token)
+    }
+}
+
+async fn validate(
+    token: String,
+    addr: String,
+    token_use: Option<TokenKind>,
+    scopes: Vec<String>,
+    groups: Vec<String>,
+    json_output: bool,
+) -> ExitCode {
+    let result = async {
+        let token = read_token(token)?;
+        let channel = client::connect(&addr, Duration::from_secs(5)).await?;
+        let request = proto::ValidateTokenRequest {
+            token,
+            expected_token_use: match token_use {
+                None => proto::TokenUse::Unspecified,
+                Some(TokenKind::Id) => proto::TokenUse::Id,
+                Some(TokenKind::Access) => proto::TokenUse::Access,
+            } as i32,
+            required_scopes: scopes,
+            required_groups: groups,
+        };
+        Ok::<_, anyhow::Error>(client::validate(channel, request).await?)
+    }
+    .await;
+    match result {
+        Ok(answer) => {
+            let reason =
+                proto::Reason::try_from(answer.reason).map_or("UNKNOWN", |r| r.as_str_name());
+            if json_output {
+                let claims = answer.claims.as_ref().map(|c| {
+                    json!({
+                        "sub": c.sub, "issuer": c.issuer, "token_use": c.token_use,
+                        "client_id": c.client_id, "username": c.username, "groups": c.groups,
+                        "scopes": c.scopes, "expires_at": c.expires_at, "issued_at": c.issued_at,
+                        "auth_time": c.auth_time, "jti": c.jti, "origin_jti": c.origin_jti,
+                        "email": c.email,
+                        "json": serde_json::from_str::<serde_json::Value>(&c.json).unwrap_or_default(),
+                    })
+                });
+                println!(
+                    "{}",
+                    json!({"valid": answer.valid, "reason": reason, "message": answer.message, "claims": claims})
+                );
+            } else if let (true, Some(c)) = (answer.valid, &answer.claims) {
+                println!(
+                    "valid {} token: sub={} username={} client_id={} groups=[{}] scopes=[{}] expires_at={}",
+                    c.token_use,
+                    c.sub,
+                    c.username,
+                    c.client_id,
+                    c.groups.join(","),
+                    c.scopes.join(","),
+                    c.expires_at
+                );
+            } else {
+                println!("invalid: {reason}: {}", answer.message);
+            }
+            if answer.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn userinfo(token: String, addr: String, json_output: bool) -> ExitCode {
+    let result = async {
+        let token = read_token(token)?;
+        let channel = client::connect(&addr, Duration::from_secs(5)).await?;
+        Ok::<_, anyhow::Error>(client::user_info(channel, token).await)
+    }
+    .await;
+    match result {
+        Ok(Ok(info)) => {
+            let source =
+                proto::UserInfoSource::try_from(info.source).map_or("UNKNOWN", |s| s.as_str_name());
+            let value = json!({
+                "sub": info.sub, "username": info.username,
+                "preferred_username": info.preferred_username, "email": info.email,
+                "email_verified": info.email_verified, "phone_number": info.phone_number,
+                "phone_number_verified": info.phone_number_verified, "name": info.name,
+                "given_name": info.given_name, "family_name": info.family_name,
+                "groups": info.groups, "attributes": info.attributes, "source": source,
+            });
+            if json_output {
+                println!("{value}");
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(client::ClientError::Status(status)))
+            if status.code() == tonic::Code::Unauthenticated =>
+        {
+            println!("unauthenticated: {}", status.message());
+            ExitCode::from(1)
+        }
+        Ok(Err(error)) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn health(addr: String, service: String, timeout_secs: u64) -> ExitCode {
+    let timeout = Duration::from_secs(timeout_secs.max(1));
+    let result = async {
+        let channel = client::connect(&addr, timeout).await?;
+        client::health(channel, &service).await
+    }
+    .await;
+    match result {
+        Ok(status) => {
+            let name = tonic_health::pb::health_check_response::ServingStatus::try_from(status)
+                .map_or("UNKNOWN", |s| s.as_str_name());
+            println!("{name}");
+            if name == "SERVING" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+    }
+}

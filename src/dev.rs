@@ -1,0 +1,474 @@
+//! The embedded local issuer: a stand-in Cognito user pool on loopback, so the
+//! service can be tried (and tested) without an AWS account.
+//!
+//! It generates an RSA key in memory, serves the pool's JWKS, mints ID and
+//! access tokens shaped like Cognito's, and answers Cognito's GetUser for the
+//! users it minted tokens for (revoked tokens get `NotAuthorizedException`).
+//!
+//! Routes: `GET /{pool}/.well-known/jwks.json`, `POST /` (GetUser, AWS JSON 1.1),
+//! `POST /dev/tokens` (mint), `POST /dev/revoke` (revoke an access token).
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use aws_lc_rs::{
+    rand::SystemRandom,
+    rsa::KeySize,
+    signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair},
+};
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{
+    config::{Config, PoolConfig, TokenUse},
+    jwks::{KeySet, SigningAlgorithm},
+};
+
+/// An RSA-2048 signing key with its `kid`, generated in memory.
+pub struct SigningKey {
+    kid: String,
+    key_pair: RsaKeyPair,
+}
+
+impl SigningKey {
+    pub fn generate(kid: impl Into<String>) -> Result<Self, aws_lc_rs::error::Unspecified> {
+        Ok(Self {
+            kid: kid.into(),
+            key_pair: RsaKeyPair::generate(KeySize::Rsa2048)?,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public key as a JWK (`kty` RSA, `use` sig, `alg` RS256).
+    pub fn jwk(&self) -> Value {
+        let public = self.key_pair.public_key();
+        json!({
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "kid": self.kid,
+            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+        })
+    }
+
+    /// The public key as DER (PKCS#1 RSAPublicKey), e.g. to forge HS256 tokens in tests.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        self.key_pair.public_key().as_ref().to_vec()
+    }
+
+    /// RS256 signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let mut signature = vec![0; self.key_pair.public_modulus_len()];
+        self.key_pair
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                message,
+                &mut signature,
+            )
+            .expect("signing with a freshly generated key cannot fail");
+        signature
+    }
+
+    /// A compact JWS of `claims` with exactly `header`, signed RS256.
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = URL_SAFE_NO_PAD.encode(self.sign(input.as_bytes()));
+        format!("{input}.{signature}")
+    }
+
+    /// A compact JWS with the header Cognito uses (`kid`, `alg` RS256).
+    pub fn sign_claims(&self, claims: &Value) -> String {
+        self.sign_with_header(&json!({"kid": self.kid, "alg": "RS256"}), claims)
+    }
+}
+
+/// What to mint; every field has a dev default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MintRequest {
+    pub username: Option<String>,
+    pub groups: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    /// Seconds from now; negative for an already expired token.
+    pub expires_in: Option<i64>,
+    pub email: Option<String>,
+    pub preferred_username: Option<String>,
+    /// Extra user attributes, e.g. `custom:tenant`.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// An ID token and an access token for one sign-in.
+#[derive(Debug, Clone, Serialize)]
+pub struct MintedTokens {
+    pub id_token: String,
+    pub access_token: String,
+}
+
+pub const DEV_REGION: &str = "us-east-1";
+pub const DEV_USER_POOL_ID: &str = "us-east-1_localdev";
+pub const DEV_CLIENT_ID: &str = "localdevclient0000000000001";
+pub const DEV_USERNAME: &str = "dev-user";
+
+struct User {
+    sub: String,
+    attributes: BTreeMap<String, String>,
+}
+
+struct IssuerState {
+    key: SigningKey,
+    issuer: String,
+    users: Mutex<HashMap<String, User>>,
+    revoked: Mutex<HashSet<String>>,
+}
+
+/// A local user pool serving on loopback.
+#[derive(Clone)]
+pub struct DevIssuer {
+    state: Arc<IssuerState>,
+    addr: SocketAddr,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn random_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let h = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+impl DevIssuer {
+    /// Binds `addr` (e.g. `127.0.0.1:0`) and serves the issuer in a background task.
+    pub async fn start(addr: SocketAddr) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(IssuerState {
+            key: SigningKey::generate(format!("dev-{}", &random_id()[..8]))?,
+            issuer: format!("http://{addr}/{DEV_USER_POOL_ID}"),
+            users: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashSet::new()),
+        });
+        let router = Router::new()
+            .route(
+                &format!("/{DEV_USER_POOL_ID}/.well-known/jwks.json"),
+                get(jwks),
+            )
+            .route("/", post(cognito_api))
+            .route("/dev/tokens", post(mint_route))
+            .route("/dev/revoke", post(revoke_route))
+            .with_state(state.clone());
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "dev issuer stopped");
+            }
+        });
+        Ok(Self { state, addr })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.state.key
+    }
+
+    /// The pool entry that trusts this issuer.
+    pub fn pool_config(&self) -> PoolConfig {
+        PoolConfig {
+            name: "dev".into(),
+            region: DEV_REGION.into(),
+            user_pool_id: DEV_USER_POOL_ID.into(),
+            client_ids: vec![DEV_CLIENT_ID.into()],
+            token_use: vec![TokenUse::Id, TokenUse::Access],
+            issuer: Some(self.issuer().to_string()),
+            jwks_url: None,
+            allow_any_client: false,
+        }
+    }
+
+    /// A service configuration trusting this issuer and using it for GetUser.
+    pub fn service_config(&self, listen: &str) -> Config {
+        let mut config = Config {
+            listen: listen.to_string(),
+            pools: vec![self.pool_config()],
+            ..Config::default()
+        };
+        config.userinfo.cognito_endpoint = format!("http://{}/", self.addr);
+        config
+    }
+
+    /// Mints an ID and an access token for a user, remembering the user for GetUser.
+    pub fn mint(&self, request: &MintRequest) -> MintedTokens {
+        self.state.mint(request)
+    }
+
+    /// Makes GetUser refuse this access token from now on (like Cognito's RevokeToken).
+    pub fn revoke(&self, access_token: &str) -> bool {
+        self.state.revoke(access_token)
+    }
+}
+
+impl IssuerState {
+    /// Mints an ID and an access token for a user, remembering the user for GetUser.
+    pub fn mint(&self, request: &MintRequest) -> MintedTokens {
+        let username = request
+            .username
+            .clone()
+            .unwrap_or_else(|| DEV_USERNAME.into());
+        let now = unix_now();
+        let exp = now + request.expires_in.unwrap_or(3600);
+        let groups = request
+            .groups
+            .clone()
+            .unwrap_or_else(|| vec!["admin".into(), "users".into()]);
+        let scopes = request.scopes.clone().unwrap_or_else(|| {
+            [
+                "openid",
+                "email",
+                "profile",
+                "aws.cognito.signin.user.admin",
+            ]
+            .map(String::from)
+            .to_vec()
+        });
+        let mut users = self.users.lock().expect("not poisoned");
+        let user = users.entry(username.clone()).or_insert_with(|| User {
+            sub: random_id(),
+            attributes: BTreeMap::new(),
+        });
+        let mut attributes = BTreeMap::from([
+            ("sub".to_string(), user.sub.clone()),
+            (
+                "email".to_string(),
+                request
+                    .email
+                    .clone()
+                    .unwrap_or_else(|| format!("{username}@example.com")),
+            ),
+            ("email_verified".to_string(), "true".to_string()),
+            (
+                "preferred_username".to_string(),
+                request.preferred_username.clone().unwrap_or_else(|| {
+                    if username == DEV_USERNAME {
+                        "Dev User".into()
+                    } else {
+                        username.clone()
+                    }
+                }),
+            ),
+        ]);
+        attributes.extend(request.attributes.clone());
+        user.attributes = attributes.clone();
+        drop(users);
+
+        let origin_jti = random_id();
+        let mut id_claims = json!({
+            "sub": attributes["sub"],
+            "iss": self.issuer.as_str(),
+            "aud": DEV_CLIENT_ID,
+            "token_use": "id",
+            "cognito:username": username,
+            "cognito:groups": groups,
+            "auth_time": now,
+            "iat": now,
+            "exp": exp,
+            "jti": random_id(),
+            "origin_jti": origin_jti,
+            "event_id": random_id(),
+        });
+        for (name, value) in &attributes {
+            if name == "email_verified" {
+                id_claims[name] = Value::Bool(value == "true");
+            } else {
+                id_claims[name] = Value::String(value.clone());
+            }
+        }
+        let access_claims = json!({
+            "sub": attributes["sub"],
+            "iss": self.issuer.as_str(),
+            "client_id": DEV_CLIENT_ID,
+            "token_use": "access",
+            "scope": scopes.join(" "),
+            "username": username,
+            "cognito:groups": groups,
+            "auth_time": now,
+            "iat": now,
+            "exp": exp,
+            "jti": random_id(),
+            "origin_jti": origin_jti,
+            "event_id": random_id(),
+            "version": 2,
+        });
+        MintedTokens {
+            id_token: self.key.sign_claims(&id_claims),
+            access_token: self.key.sign_claims(&access_claims),
+        }
+    }
+
+    /// Makes GetUser refuse this access token from now on (like Cognito's RevokeToken/GlobalSignOut).
+    pub fn revoke(&self, access_token: &str) -> bool {
+        match verify_own(self, access_token) {
+            Some(claims) => {
+                let jti = claims["jti"].as_str().unwrap_or_default().to_string();
+                self.revoked.lock().expect("not poisoned").insert(jti);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+async fn jwks(State(state): State<Arc<IssuerState>>) -> Json<Value> {
+    Json(json!({ "keys": [state.key.jwk()] }))
+}
+
+async fn mint_route(
+    State(state): State<Arc<IssuerState>>,
+    request: Option<Json<MintRequest>>,
+) -> Json<MintedTokens> {
+    Json(state.mint(&request.map(|Json(r)| r).unwrap_or_default()))
+}
+
+#[derive(Deserialize)]
+struct RevokeRequest {
+    access_token: String,
+}
+
+async fn revoke_route(
+    State(state): State<Arc<IssuerState>>,
+    Json(request): Json<RevokeRequest>,
+) -> StatusCode {
+    if state.revoke(&request.access_token) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::BAD_REQUEST
+    }
+}
+
+/// The payload of a token this issuer signed, if the signature is good.
+fn verify_own(state: &IssuerState, token: &str) -> Option<Value> {
+    let (input, signature) = token.rsplit_once('.')?;
+    let (_, payload) = input.split_once('.')?;
+    let keys =
+        KeySet::from_json(json!({ "keys": [state.key.jwk()] }).to_string().as_bytes()).ok()?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    if !keys
+        .get(state.key.kid())?
+        .verify(SigningAlgorithm::Rs256, input.as_bytes(), &signature)
+    {
+        return None;
+    }
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+fn aws_error(status: StatusCode, kind: &str, message: &str) -> axum::response::Response {
+    (
+        status,
+        [("content-type", "application/x-amz-json-1.1")],
+        json!({ "__type": kind, "message": message }).to_string(),
+    )
+        .into_response()
+}
+
+/// The subset of Cognito's API the service calls: GetUser.
+async fn cognito_api(
+    State(state): State<Arc<IssuerState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if target != "AWSCognitoIdentityProviderService.GetUser" {
+        return aws_error(StatusCode::BAD_REQUEST, "UnknownOperationException", target);
+    }
+    let token = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["AccessToken"].as_str().map(String::from));
+    let Some(claims) = token.as_deref().and_then(|t| verify_own(&state, t)) else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "NotAuthorizedException",
+            "Invalid Access Token",
+        );
+    };
+    if claims["token_use"] != "access" {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "NotAuthorizedException",
+            "Invalid Access Token",
+        );
+    }
+    if claims["exp"].as_i64().unwrap_or(0) <= unix_now() {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "NotAuthorizedException",
+            "Access Token has expired",
+        );
+    }
+    let jti = claims["jti"].as_str().unwrap_or_default();
+    if state.revoked.lock().expect("not poisoned").contains(jti) {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "NotAuthorizedException",
+            "Access Token has been revoked",
+        );
+    }
+    let username = claims["username"].as_str().unwrap_or_default().to_string();
+    let users = state.users.lock().expect("not poisoned");
+    let Some(user) = users.get(&username) else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "UserNotFoundException",
+            "User does not exist.",
+        );
+    };
+    let attributes: Vec<Value> = user
+        .attributes
+        .iter()
+        .map(|(name, value)| json!({ "Name": name, "Value": value }))
+        .collect();
+    (
+        StatusCode::OK,
+        [("content-type", "application/x-amz-json-1.1")],
+        json!({ "Username": username, "UserAttributes": attributes }).to_string(),
+    )
+        .into_response()
+}

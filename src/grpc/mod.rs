@@ -1,0 +1,24 @@
+//! The gRPC edge: the generated contract, the TokenValidator service, server
+//! assembly (health, reflection, limits, shutdown) and the small client the
+//! CLI uses. Only this module knows tonic types; errors become statuses here, once.
+
+pub mod client;
+mod convert;
+mod server;
+mod service;
+
+/// The generated types of `proto/tokenvalidator/v1/token_validator.proto`.
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("tokenvalidator.v1");
+
+    /// The encoded descriptor set served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/token_validator_descriptor.bin"));
+}
+
+pub use server::{GrpcServer, Listener};
+pub use service::TokenValidatorService;
+
+/// The gRPC service name the health service reports, besides "" (overall).
+pub const SERVICE_NAME: &str = "tokenvalidator.v1.TokenValidator";

@@ -1,0 +1,163 @@
+//! Server assembly, read top to bottom: listener → limits → health →
+//! reflection → TokenValidator → serve until shutdown, then drain.
+//!
+//! Health reports NOT_SERVING until every pool has keys, and again as soon as
+//! shutdown starts, so load balancers stop sending before in-flight calls end.
+
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::net::{TcpListener, UnixListener};
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use super::{SERVICE_NAME, proto, service::TokenValidatorService};
+use crate::{
+    config::{ListenAddr, ServerConfig},
+    userinfo::UserInfoService,
+    validate::Validator,
+};
+
+/// A bound listening socket, TCP or Unix.
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds `addr`. A stale Unix socket file left by a previous run is replaced.
+    pub async fn bind(addr: &ListenAddr) -> std::io::Result<Self> {
+        match addr {
+            ListenAddr::Tcp(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await?)),
+            ListenAddr::Unix(path) => {
+                if path.exists() {
+                    std::fs::remove_file(path)?;
+                }
+                Ok(Listener::Unix(UnixListener::bind(path)?, path.clone()))
+            }
+        }
+    }
+
+    /// The address clients use: `127.0.0.1:50051` or `unix:///path`.
+    pub fn local_addr(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l
+                .local_addr()
+                .map_or_else(|e| format!("<unknown: {e}>"), |a| a.to_string()),
+            Listener::Unix(_, path) => format!("unix://{}", path.display()),
+        }
+    }
+}
+
+/// The gRPC server with everything it serves.
+pub struct GrpcServer {
+    validator: Arc<Validator>,
+    userinfo: Arc<UserInfoService>,
+    config: ServerConfig,
+}
+
+impl GrpcServer {
+    pub fn new(
+        validator: Arc<Validator>,
+        userinfo: Arc<UserInfoService>,
+        config: ServerConfig,
+    ) -> Self {
+        Self {
+            validator,
+            userinfo,
+            config,
+        }
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then stops accepting, lets
+    /// in-flight calls finish for up to `shutdown_grace_secs`, and returns.
+    pub async fn serve(
+        self,
+        listener: Listener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), tonic::transport::Error> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_health(&health, ServingStatus::NotServing).await;
+        let keys = self.validator.key_store().clone();
+        let readiness = {
+            let health = health.clone();
+            let mut ready = keys.subscribe_ready();
+            tokio::spawn(async move {
+                if ready.wait_for(|ready| *ready).await.is_ok() {
+                    tracing::info!("every pool has keys: SERVING");
+                    set_health(&health, ServingStatus::Serving).await;
+                }
+            })
+        };
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .expect("the embedded descriptor sets are valid");
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .expect("the embedded descriptor sets are valid");
+        let service = proto::token_validator_server::TokenValidatorServer::new(
+            TokenValidatorService::new(self.validator.clone(), self.userinfo.clone()),
+        )
+        .max_decoding_message_size(self.config.max_request_bytes);
+        let router = Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(service);
+
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let stopped = async {
+            let _ = stop_rx.await;
+        };
+        let serving: std::pin::Pin<
+            Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
+        > = match listener {
+            Listener::Tcp(listener) => Box::pin(router.serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                stopped,
+            )),
+            Listener::Unix(listener, _) => Box::pin(router.serve_with_incoming_shutdown(
+                tokio_stream::wrappers::UnixListenerStream::new(listener),
+                stopped,
+            )),
+        };
+        let mut serving = serving;
+        tokio::select! {
+            result = &mut serving => {
+                readiness.abort();
+                return result;
+            }
+            () = shutdown => {}
+        }
+        readiness.abort();
+        tracing::info!(
+            grace_secs = self.config.shutdown_grace_secs,
+            "shutting down: NOT_SERVING, draining in-flight calls"
+        );
+        set_health(&health, ServingStatus::NotServing).await;
+        let _ = stop_tx.send(());
+        match tokio::time::timeout(
+            Duration::from_secs(self.config.shutdown_grace_secs),
+            serving,
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!("shutdown grace period elapsed with calls still in flight");
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health.set_service_status(SERVICE_NAME, status).await;
+}

@@ -1,0 +1,311 @@
+//! The key store: one cached, rotating view of every configured pool's keys.
+//!
+//! - Parsed key sets live in a moka cache keyed by pool, without time-based
+//!   eviction: the last good set stays until a successful fetch replaces it,
+//!   so a JWKS outage never empties the store.
+//! - A background task per pool fetches at start (retrying with backoff) and
+//!   then refreshes every `refresh_interval` (jittered).
+//! - An unknown `kid` triggers one refetch per pool, shared by every request
+//!   that missed meanwhile (single-flight), then a cooldown during which misses
+//!   answer at once. Unknown kids are remembered (bounded) until the key set
+//!   changes, so a flood of random kids costs at most one fetch per cooldown
+//!   and no request ever waits on a limiter.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use rand::Rng;
+use tokio::sync::watch;
+
+use super::{
+    fetch::{FetchError, JwksFetcher},
+    keyset::{KeySet, VerifyingKey},
+};
+use crate::config::Config;
+
+/// What the store knows about a `kid` of a pool.
+#[derive(Debug)]
+pub enum KeyLookup {
+    Found(Arc<VerifyingKey>),
+    /// The pool's current key set has no such key (after a refetch, or within the cooldown).
+    Unknown,
+    /// No key set has ever been loaded for the pool: the service cannot answer.
+    NoKeysYet,
+}
+
+/// A key set with the generation it was installed at.
+struct Installed {
+    set: Arc<KeySet>,
+    generation: u64,
+}
+
+impl Clone for Installed {
+    fn clone(&self) -> Self {
+        Self {
+            set: self.set.clone(),
+            generation: self.generation,
+        }
+    }
+}
+
+enum RefetchState {
+    Idle { last_finished: Option<Instant> },
+    InFlight(watch::Receiver<bool>),
+}
+
+struct Pool {
+    name: String,
+    url: String,
+    refetch: Mutex<RefetchState>,
+    last_success: Mutex<Option<(Instant, SystemTime)>>,
+}
+
+/// Events the store reports (metrics and logs hang off these).
+pub trait KeyStoreObserver: Send + Sync {
+    fn fetched(&self, _pool: &str, _result: Result<&KeySet, &FetchError>, _elapsed: Duration) {}
+    fn rotated(&self, _pool: &str, _old: &[&str], _new: &[&str]) {}
+    fn unknown_kid_refetch(&self, _pool: &str) {}
+    fn unknown_kid_suppressed(&self, _pool: &str) {}
+}
+
+/// An observer that only logs.
+pub struct LogObserver;
+impl KeyStoreObserver for LogObserver {}
+
+/// Holds every pool's keys and the machinery to keep them fresh.
+pub struct KeyStore {
+    pools: Vec<Pool>,
+    sets: moka::sync::Cache<usize, Installed>,
+    unknown_kids: moka::sync::Cache<(usize, String), u64>,
+    generation: AtomicU64,
+    fetcher: JwksFetcher,
+    cooldown: Duration,
+    refresh_interval: Duration,
+    backoff_min: Duration,
+    backoff_max: Duration,
+    ready: watch::Sender<bool>,
+    observer: Arc<dyn KeyStoreObserver>,
+}
+
+impl KeyStore {
+    pub fn new(
+        config: &Config,
+        observer: Arc<dyn KeyStoreObserver>,
+    ) -> Result<Arc<Self>, reqwest::Error> {
+        let pools = config
+            .pools
+            .iter()
+            .map(|p| Pool {
+                name: p.name.clone(),
+                url: p.jwks_url(),
+                refetch: Mutex::new(RefetchState::Idle {
+                    last_finished: None,
+                }),
+                last_success: Mutex::new(None),
+            })
+            .collect::<Vec<_>>();
+        let refresh_interval = config.refresh_interval();
+        Ok(Arc::new(Self {
+            sets: moka::sync::Cache::builder()
+                .max_capacity(pools.len() as u64 + 1)
+                .build(),
+            unknown_kids: moka::sync::Cache::builder()
+                .max_capacity(config.jwks.unknown_kid_memory)
+                .time_to_live(refresh_interval)
+                .build(),
+            pools,
+            generation: AtomicU64::new(0),
+            fetcher: JwksFetcher::new(&config.jwks)?,
+            cooldown: Duration::from_secs(config.jwks.unknown_kid_cooldown_secs),
+            refresh_interval,
+            backoff_min: Duration::from_millis(config.jwks.retry_backoff_min_ms),
+            backoff_max: Duration::from_millis(config.jwks.retry_backoff_max_ms),
+            ready: watch::channel(false).0,
+            observer,
+        }))
+    }
+
+    /// Starts the per-pool fetch-and-refresh tasks on the current runtime.
+    pub fn spawn_refresh_tasks(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..self.pools.len())
+            .map(|pool| {
+                let store = self.clone();
+                tokio::spawn(async move { store.refresh_loop(pool).await })
+            })
+            .collect()
+    }
+
+    /// True once every pool has had keys at least once.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Follows readiness (false → true once every pool has keys).
+    pub fn subscribe_ready(&self) -> watch::Receiver<bool> {
+        self.ready.subscribe()
+    }
+
+    pub fn pool_name(&self, pool: usize) -> &str {
+        &self.pools[pool].name
+    }
+
+    pub fn pool_count(&self) -> usize {
+        self.pools.len()
+    }
+
+    /// Number of usable keys of a pool (0 before the first fetch).
+    pub fn key_count(&self, pool: usize) -> usize {
+        self.sets.get(&pool).map_or(0, |i| i.set.len())
+    }
+
+    /// Time since the pool's last successful fetch.
+    pub fn key_age(&self, pool: usize) -> Option<Duration> {
+        let last = *self.pools[pool].last_success.lock().expect("not poisoned");
+        last.map(|(at, _)| at.elapsed())
+    }
+
+    /// Looks `kid` up in `pool`'s keys, refetching once (single-flight, rate-limited) on a miss.
+    pub async fn key(self: &Arc<Self>, pool: usize, kid: &str) -> KeyLookup {
+        let Some(installed) = self.sets.get(&pool) else {
+            return KeyLookup::NoKeysYet;
+        };
+        if let Some(key) = installed.set.get(kid) {
+            return KeyLookup::Found(key.clone());
+        }
+        let memory_key = (pool, kid.to_owned());
+        if self.unknown_kids.get(&memory_key) == Some(installed.generation) {
+            self.observer.unknown_kid_suppressed(&self.pools[pool].name);
+            return KeyLookup::Unknown;
+        }
+        if !self.refetch_for_unknown_kid(pool).await {
+            self.observer.unknown_kid_suppressed(&self.pools[pool].name);
+        }
+        match self.sets.get(&pool) {
+            Some(now) => match now.set.get(kid) {
+                Some(key) => KeyLookup::Found(key.clone()),
+                None => {
+                    self.unknown_kids.insert(memory_key, now.generation);
+                    KeyLookup::Unknown
+                }
+            },
+            None => KeyLookup::NoKeysYet,
+        }
+    }
+
+    /// Joins the pool's in-flight refetch or starts one, unless the cooldown forbids it.
+    /// Returns false when the refetch was suppressed by the cooldown.
+    async fn refetch_for_unknown_kid(self: &Arc<Self>, pool: usize) -> bool {
+        let mut finished = {
+            let mut state = self.pools[pool].refetch.lock().expect("not poisoned");
+            match &*state {
+                RefetchState::InFlight(finished) => finished.clone(),
+                RefetchState::Idle {
+                    last_finished: Some(at),
+                } if at.elapsed() < self.cooldown => return false,
+                RefetchState::Idle { .. } => {
+                    let (tx, rx) = watch::channel(false);
+                    *state = RefetchState::InFlight(rx.clone());
+                    self.observer.unknown_kid_refetch(&self.pools[pool].name);
+                    // Its own task, so a caller that goes away does not cancel the fetch.
+                    let store = self.clone();
+                    tokio::spawn(async move {
+                        let _ = store.fetch_and_install(pool).await;
+                        *store.pools[pool].refetch.lock().expect("not poisoned") =
+                            RefetchState::Idle {
+                                last_finished: Some(Instant::now()),
+                            };
+                        let _ = tx.send(true);
+                    });
+                    rx
+                }
+            }
+        };
+        // The fetcher's own timeouts bound this wait.
+        let _ = finished.wait_for(|done| *done).await;
+        true
+    }
+
+    /// Fetches the pool's JWKS and, when usable, replaces its key set.
+    pub async fn fetch_and_install(&self, pool: usize) -> Result<(), FetchError> {
+        let entry = &self.pools[pool];
+        let started = Instant::now();
+        let result = self.fetcher.fetch(&entry.url).await;
+        self.observer
+            .fetched(&entry.name, result.as_ref(), started.elapsed());
+        let set = match result {
+            Ok(set) => set,
+            Err(error) => {
+                tracing::warn!(pool = %entry.name, url = %entry.url, %error, kind = error.kind(), "JWKS fetch failed; keeping the last good keys");
+                return Err(error);
+            }
+        };
+        for skipped in set.skipped() {
+            tracing::warn!(pool = %entry.name, "JWKS key skipped: {skipped}");
+        }
+        let previous = self.sets.get(&pool);
+        let changed = previous
+            .as_ref()
+            .is_none_or(|old| old.set.kids() != set.kids());
+        let generation = match (&previous, changed) {
+            (Some(old), false) => old.generation,
+            _ => self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        if changed {
+            let new_kids = set.kids();
+            match &previous {
+                Some(old) => {
+                    let old_kids = old.set.kids();
+                    tracing::info!(pool = %entry.name, old = ?old_kids, new = ?new_kids, "JWKS keys rotated");
+                    self.observer.rotated(&entry.name, &old_kids, &new_kids);
+                }
+                None => tracing::info!(pool = %entry.name, kids = ?new_kids, "JWKS keys loaded"),
+            }
+        }
+        self.sets.insert(
+            pool,
+            Installed {
+                set: Arc::new(set),
+                generation,
+            },
+        );
+        *entry.last_success.lock().expect("not poisoned") =
+            Some((Instant::now(), SystemTime::now()));
+        if !*self.ready.borrow() && (0..self.pools.len()).all(|p| self.sets.contains_key(&p)) {
+            self.ready.send_replace(true);
+        }
+        Ok(())
+    }
+
+    /// Fetches until the first success (backing off), then refreshes every interval.
+    async fn refresh_loop(self: Arc<Self>, pool: usize) {
+        let mut backoff = self.backoff_min;
+        loop {
+            let delay = match self.fetch_and_install(pool).await {
+                Ok(()) => {
+                    backoff = self.backoff_min;
+                    jittered(self.refresh_interval)
+                }
+                Err(_) => {
+                    let delay = jittered(backoff);
+                    backoff = (backoff * 2).min(self.backoff_max);
+                    delay
+                }
+            };
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// `base` minus up to 10%, so replicas started together do not fetch in lockstep.
+fn jittered(base: Duration) -> Duration {
+    let max_jitter = base.as_millis() as u64 / 10;
+    if max_jitter == 0 {
+        return base;
+    }
+    base - Duration::from_millis(rand::rng().random_range(0..=max_jitter))
+}

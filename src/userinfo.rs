@@ -1,0 +1,287 @@
+//! Verified token → user profile.
+//!
+//! ID tokens carry the profile in their claims, so no network call is made.
+//! Access tokens carry almost none; when `userinfo.cognito_lookup` is on, the
+//! profile comes from Cognito's GetUser API (called with the access token
+//! itself, no AWS credentials), cached briefly and never past the token's `exp`.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use serde::Deserialize;
+
+use crate::{
+    config::{Config, TokenUse},
+    validate::{
+        Expiring, Outcome, PerEntryTtl, Policy, TokenHash, ValidationError, Validator,
+        VerifiedToken,
+    },
+};
+
+/// Where a profile came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileSource {
+    TokenClaims,
+    Cognito,
+}
+
+/// Who the user is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserProfile {
+    pub sub: String,
+    pub username: String,
+    pub preferred_username: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub phone_number: String,
+    pub phone_number_verified: bool,
+    pub name: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub groups: Vec<String>,
+    /// Every other user attribute, `custom:*` included.
+    pub attributes: BTreeMap<String, String>,
+    pub source: Option<ProfileSource>,
+}
+
+/// Why no profile could be given.
+#[derive(Debug, thiserror::Error)]
+pub enum UserInfoError {
+    /// The token did not validate (or could not be checked).
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// Cognito refused the access token (revoked, signed out, user deleted).
+    #[error("Cognito refused the access token: {0}")]
+    NotAuthorized(String),
+    /// Cognito could not be asked.
+    #[error("Cognito GetUser failed: {0}")]
+    Lookup(String),
+}
+
+/// Claims that describe the token, not the user: never reported as attributes.
+const TOKEN_CLAIMS: &[&str] = &[
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "auth_time",
+    "token_use",
+    "jti",
+    "origin_jti",
+    "event_id",
+    "at_hash",
+    "nonce",
+    "client_id",
+    "scope",
+    "version",
+    "username",
+    "cognito:username",
+    "cognito:groups",
+    "cognito:roles",
+    "cognito:preferred_role",
+];
+
+/// Answers GetUserInfo.
+pub struct UserInfoService {
+    validator: Arc<Validator>,
+    http: reqwest::Client,
+    lookup: bool,
+    endpoints: Vec<String>,
+    cache_ttl: Duration,
+    cache: moka::future::Cache<TokenHash, Expiring<Arc<UserProfile>>>,
+}
+
+impl UserInfoService {
+    pub fn new(config: &Config, validator: Arc<Validator>) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.userinfo.timeout_ms))
+            .connect_timeout(Duration::from_millis(config.jwks.connect_timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("token-validator/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            validator,
+            http,
+            lookup: config.userinfo.cognito_lookup,
+            endpoints: config
+                .pools
+                .iter()
+                .map(|p| config.userinfo.endpoint_for(&p.region))
+                .collect(),
+            cache_ttl: Duration::from_secs(config.userinfo.cache_ttl_secs),
+            cache: moka::future::Cache::builder()
+                .max_capacity(config.userinfo.cache_max_entries)
+                .expire_after(PerEntryTtl)
+                .build(),
+        })
+    }
+
+    /// Validates the token, then builds the profile. The outcome of validation is
+    /// returned too, for logging and metrics at the edge.
+    pub async fn user_info(&self, raw: &str) -> (Outcome, Result<UserProfile, UserInfoError>) {
+        let outcome = self.validator.validate(raw, &Policy::default()).await;
+        let token = match &outcome.result {
+            Ok(token) => token.clone(),
+            Err(error) => return (outcome.clone(), Err(error.clone().into())),
+        };
+        let result = match token.token_use {
+            TokenUse::Id => Ok(profile_from_claims(&token)),
+            TokenUse::Access if !self.lookup => Ok(profile_from_claims(&token)),
+            TokenUse::Access => self
+                .cognito_profile(outcome.hash, crate::validate::strip_bearer(raw), &token)
+                .await
+                .map(|p| (*p).clone()),
+        };
+        (outcome, result)
+    }
+
+    async fn cognito_profile(
+        &self,
+        hash: TokenHash,
+        access_token: &str,
+        token: &VerifiedToken,
+    ) -> Result<Arc<UserProfile>, UserInfoError> {
+        if let Some(hit) = self.cache.get(&hash).await {
+            return Ok(hit.value);
+        }
+        let profile = Arc::new(self.get_user(access_token, token).await?);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let until_exp = Duration::from_secs(u64::try_from(token.expires_at() - now).unwrap_or(0));
+        let ttl = self.cache_ttl.min(until_exp);
+        if !ttl.is_zero() {
+            self.cache
+                .insert(
+                    hash,
+                    Expiring {
+                        value: profile.clone(),
+                        ttl,
+                    },
+                )
+                .await;
+        }
+        Ok(profile)
+    }
+
+    /// Calls Cognito's GetUser with the access token.
+    async fn get_user(
+        &self,
+        access_token: &str,
+        token: &VerifiedToken,
+    ) -> Result<UserProfile, UserInfoError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Attribute {
+            name: String,
+            #[serde(default)]
+            value: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct GetUserResponse {
+            username: String,
+            #[serde(default)]
+            user_attributes: Vec<Attribute>,
+        }
+        #[derive(Deserialize)]
+        struct AwsError {
+            #[serde(rename = "__type", default)]
+            kind: String,
+            #[serde(default, alias = "Message")]
+            message: String,
+        }
+
+        let endpoint = &self.endpoints[token.pool];
+        let response = self
+            .http
+            .post(endpoint)
+            .header("X-Amz-Target", "AWSCognitoIdentityProviderService.GetUser")
+            .header(reqwest::header::CONTENT_TYPE, "application/x-amz-json-1.1")
+            .json(&serde_json::json!({ "AccessToken": access_token }))
+            .send()
+            .await
+            .map_err(|e| {
+                UserInfoError::Lookup(if e.is_timeout() {
+                    "timed out".into()
+                } else {
+                    e.to_string()
+                })
+            })?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| UserInfoError::Lookup(e.to_string()))?;
+        if !status.is_success() {
+            let error: AwsError = serde_json::from_slice(&body).unwrap_or(AwsError {
+                kind: String::new(),
+                message: String::new(),
+            });
+            // "__type" may be "NotAuthorizedException" or "prefix#NotAuthorizedException".
+            let kind = error.kind.rsplit('#').next().unwrap_or("");
+            return Err(match kind {
+                "NotAuthorizedException" | "UserNotFoundException" => {
+                    UserInfoError::NotAuthorized(format!("{kind}: {}", error.message))
+                }
+                _ => UserInfoError::Lookup(format!("HTTP {} {kind}", status.as_u16())),
+            });
+        }
+        let user: GetUserResponse = serde_json::from_slice(&body)
+            .map_err(|e| UserInfoError::Lookup(format!("unexpected GetUser answer: {e}")))?;
+        let mut profile = UserProfile {
+            username: user.username,
+            groups: token.groups().to_vec(),
+            source: Some(ProfileSource::Cognito),
+            ..UserProfile::default()
+        };
+        for attribute in user.user_attributes {
+            set_attribute(&mut profile, attribute.name, attribute.value);
+        }
+        if profile.sub.is_empty() {
+            profile.sub = token.claims.sub.clone().unwrap_or_default();
+        }
+        Ok(profile)
+    }
+}
+
+/// The profile an ID token (or, with the lookup off, an access token) carries.
+pub fn profile_from_claims(token: &VerifiedToken) -> UserProfile {
+    let mut profile = UserProfile {
+        username: token.username().to_string(),
+        groups: token.groups().to_vec(),
+        source: Some(ProfileSource::TokenClaims),
+        ..UserProfile::default()
+    };
+    let claims: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&token.payload_json).unwrap_or_default();
+    for (name, value) in claims {
+        if TOKEN_CLAIMS.contains(&name.as_str()) {
+            continue;
+        }
+        let value = match value {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        set_attribute(&mut profile, name, value);
+    }
+    profile
+}
+
+fn set_attribute(profile: &mut UserProfile, name: String, value: String) {
+    let flag = |v: &str| v.eq_ignore_ascii_case("true");
+    match name.as_str() {
+        "sub" => profile.sub = value,
+        "preferred_username" => profile.preferred_username = value,
+        "email" => profile.email = value,
+        "email_verified" => profile.email_verified = flag(&value),
+        "phone_number" => profile.phone_number = value,
+        "phone_number_verified" => profile.phone_number_verified = flag(&value),
+        "name" => profile.name = value,
+        "given_name" => profile.given_name = value,
+        "family_name" => profile.family_name = value,
+        _ => {
+            profile.attributes.insert(name, value);
+        }
+    }
+}

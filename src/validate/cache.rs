@@ -1,0 +1,90 @@
+//! The verified-token cache: a token seen before skips parsing and signature
+//! verification. Keyed by the SHA-256 of the token bytes (the token itself is
+//! never stored), bounded by total weight, and each entry expires at
+//! min(the token's `exp`, `max_ttl`). A hit is still checked against the clock.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use super::verified::VerifiedToken;
+use crate::config::TokenCacheConfig;
+
+/// SHA-256 of a token: the cache key and, hex-prefixed, the token's name in logs.
+pub type TokenHash = [u8; 32];
+
+pub fn token_hash(token: &str) -> TokenHash {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(digest.as_ref());
+    hash
+}
+
+/// The first 12 hex characters of the hash: enough to correlate log lines, useless to an attacker.
+pub fn hash_prefix(hash: &TokenHash) -> String {
+    hex::encode(&hash[..6])
+}
+
+/// A value with its own time to live, for moka's per-entry expiry.
+#[derive(Clone)]
+pub struct Expiring<V> {
+    pub value: V,
+    pub ttl: Duration,
+}
+
+/// Gives each entry the TTL it carries.
+pub struct PerEntryTtl;
+
+impl<K, V> moka::Expiry<K, Expiring<V>> for PerEntryTtl {
+    fn expire_after_create(
+        &self,
+        _key: &K,
+        value: &Expiring<V>,
+        _now: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Cache of verified tokens.
+pub struct TokenCache {
+    entries: moka::sync::Cache<TokenHash, Expiring<Arc<VerifiedToken>>>,
+    max_ttl: Duration,
+}
+
+impl TokenCache {
+    pub fn new(config: &TokenCacheConfig) -> Self {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(config.max_weight_bytes)
+            .weigher(|_key, entry: &Expiring<Arc<VerifiedToken>>| entry.value.weight())
+            .expire_after(PerEntryTtl)
+            .build();
+        Self {
+            entries,
+            max_ttl: Duration::from_secs(config.max_ttl_secs),
+        }
+    }
+
+    pub fn get(&self, hash: &TokenHash) -> Option<Arc<VerifiedToken>> {
+        self.entries.get(hash).map(|entry| entry.value)
+    }
+
+    /// Caches a verified token until min(exp, max_ttl); `now` is unix seconds.
+    pub fn insert(&self, hash: TokenHash, token: Arc<VerifiedToken>, now: i64) {
+        let until_exp = u64::try_from(token.expires_at().saturating_sub(now)).unwrap_or(0);
+        let ttl = Duration::from_secs(until_exp).min(self.max_ttl);
+        if ttl.is_zero() {
+            return;
+        }
+        self.entries.insert(hash, Expiring { value: token, ttl });
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.entries.entry_count()
+    }
+
+    pub fn weighted_size(&self) -> u64 {
+        self.entries.weighted_size()
+    }
+}

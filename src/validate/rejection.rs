@@ -1,0 +1,79 @@
+//! Why a token is not accepted. One enum, mapped to the proto's `Reason` once,
+//! in the gRPC layer.
+
+use std::borrow::Cow;
+
+/// The reasons a token can be rejected, in the order the checks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Malformed,
+    UnsupportedAlgorithm,
+    UnknownIssuer,
+    UnknownKey,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    WrongClient,
+    WrongTokenUse,
+    MissingScope,
+    MissingGroup,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 11] = [
+        Reason::Malformed,
+        Reason::UnsupportedAlgorithm,
+        Reason::UnknownIssuer,
+        Reason::UnknownKey,
+        Reason::BadSignature,
+        Reason::Expired,
+        Reason::NotYetValid,
+        Reason::WrongClient,
+        Reason::WrongTokenUse,
+        Reason::MissingScope,
+        Reason::MissingGroup,
+    ];
+
+    /// A stable lower-case name, used in metrics, logs and status messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Malformed => "malformed",
+            Reason::UnsupportedAlgorithm => "unsupported_algorithm",
+            Reason::UnknownIssuer => "unknown_issuer",
+            Reason::UnknownKey => "unknown_key",
+            Reason::BadSignature => "bad_signature",
+            Reason::Expired => "expired",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::WrongClient => "wrong_client",
+            Reason::WrongTokenUse => "wrong_token_use",
+            Reason::MissingScope => "missing_scope",
+            Reason::MissingGroup => "missing_group",
+        }
+    }
+}
+
+/// A rejected token: the reason and a short message for humans. The message
+/// never contains the token, only facts about it (claim names, expected values).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", reason.as_str())]
+pub struct Rejection {
+    pub reason: Reason,
+    pub message: Cow<'static, str>,
+    /// The configured pool the token claimed, once the issuer was recognised.
+    pub pool: Option<usize>,
+}
+
+impl Rejection {
+    pub fn new(reason: Reason, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            pool: None,
+        }
+    }
+
+    pub(crate) fn in_pool(mut self, pool: usize) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+}
