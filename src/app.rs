@@ -23,8 +23,9 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the service from a validated configuration (no I/O yet).
+    /// Builds the service from a configuration, validating it first (no I/O yet).
     pub fn new(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
         let keys = KeyStore::new(&config, Arc::new(LogObserver))?;
         let validator = Arc::new(Validator::new(&config, keys.clone()));
         let userinfo = Arc::new(UserInfoService::new(&config, validator.clone())?);

@@ -251,7 +251,10 @@ impl Default for TokenCacheConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// After SIGTERM, in-flight calls get this long to finish before the process exits.
+    /// After SIGTERM, health reports NOT_SERVING while calls are still served for
+    /// this long, so load balancers and clients move away before the drain starts.
+    pub shutdown_delay_ms: u64,
+    /// After the delay, in-flight calls get this long to finish before the process exits.
     pub shutdown_grace_secs: u64,
     /// Largest gRPC request message accepted.
     pub max_request_bytes: usize,
@@ -260,6 +263,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
+            shutdown_delay_ms: 0,
             shutdown_grace_secs: 20,
             max_request_bytes: 64 * 1024,
         }

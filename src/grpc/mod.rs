@@ -4,6 +4,7 @@
 
 pub mod client;
 mod convert;
+mod limits;
 mod server;
 mod service;
 

@@ -10,7 +10,9 @@ use tokio::net::{TcpListener, UnixListener};
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use super::{SERVICE_NAME, proto, service::TokenValidatorService};
+use super::{
+    SERVICE_NAME, limits::OversizeIsInvalidArgument, proto, service::TokenValidatorService,
+};
 use crate::{
     config::{ListenAddr, ServerConfig},
     userinfo::UserInfoService,
@@ -103,6 +105,7 @@ impl GrpcServer {
         )
         .max_decoding_message_size(self.config.max_request_bytes);
         let router = Server::builder()
+            .layer(OversizeIsInvalidArgument)
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -136,11 +139,19 @@ impl GrpcServer {
             () = shutdown => {}
         }
         readiness.abort();
-        tracing::info!(
-            grace_secs = self.config.shutdown_grace_secs,
-            "shutting down: NOT_SERVING, draining in-flight calls"
-        );
         set_health(&health, ServingStatus::NotServing).await;
+        let delay = Duration::from_millis(self.config.shutdown_delay_ms);
+        tracing::info!(
+            delay_ms = self.config.shutdown_delay_ms,
+            grace_secs = self.config.shutdown_grace_secs,
+            "shutting down: NOT_SERVING, then draining in-flight calls"
+        );
+        if !delay.is_zero() {
+            // Keep serving normally while callers notice NOT_SERVING.
+            if let Ok(result) = tokio::time::timeout(delay, &mut serving).await {
+                return result;
+            }
+        }
         let _ = stop_tx.send(());
         match tokio::time::timeout(
             Duration::from_secs(self.config.shutdown_grace_secs),

@@ -39,18 +39,10 @@ pub enum KeyLookup {
 }
 
 /// A key set with the generation it was installed at.
+#[derive(Clone)]
 struct Installed {
     set: Arc<KeySet>,
     generation: u64,
-}
-
-impl Clone for Installed {
-    fn clone(&self) -> Self {
-        Self {
-            set: self.set.clone(),
-            generation: self.generation,
-        }
-    }
 }
 
 enum RefetchState {
@@ -161,6 +153,13 @@ impl KeyStore {
     /// Number of usable keys of a pool (0 before the first fetch).
     pub fn key_count(&self, pool: usize) -> usize {
         self.sets.get(&pool).map_or(0, |i| i.set.len())
+    }
+
+    /// Whether the pool's current key set holds `kid` (no fetch).
+    pub fn has_key(&self, pool: usize, kid: &str) -> bool {
+        self.sets
+            .get(&pool)
+            .is_some_and(|installed| installed.set.get(kid).is_some())
     }
 
     /// Time since the pool's last successful fetch.

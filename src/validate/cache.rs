@@ -80,7 +80,9 @@ impl TokenCache {
         self.entries.insert(hash, Expiring { value: token, ttl });
     }
 
+    /// Entries now cached (runs moka's pending bookkeeping first: not for the hot path).
     pub fn entry_count(&self) -> u64 {
+        self.entries.run_pending_tasks();
         self.entries.entry_count()
     }
 

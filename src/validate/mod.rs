@@ -73,6 +73,9 @@ pub struct Validator {
 /// Removes a leading `Bearer ` (any case) and surrounding whitespace.
 pub fn strip_bearer(token: &str) -> &str {
     let token = token.trim();
+    if token.eq_ignore_ascii_case("bearer") {
+        return "";
+    }
     match token.get(..7) {
         Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => token[7..].trim_start(),
         _ => token,
@@ -152,7 +155,12 @@ impl Validator {
             };
         }
         let now = unix_now();
-        if let Some(cached) = self.cache.as_ref().and_then(|c| c.get(&hash)) {
+        if let Some(cached) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(&hash))
+            .filter(|cached| self.keys.has_key(cached.pool, &cached.kid))
+        {
             let result = self
                 .check_time(&cached.claims, now)
                 .and_then(|()| policy.check(&cached))
@@ -300,6 +308,7 @@ impl Validator {
             .collect();
         Ok(VerifiedToken {
             pool,
+            kid: parsed.kid,
             token_use,
             client_id,
             scopes,
@@ -336,7 +345,9 @@ mod tests {
         assert_eq!(strip_bearer("Bearer abc"), "abc");
         assert_eq!(strip_bearer("  bearer   abc "), "abc");
         assert_eq!(strip_bearer("abc"), "abc");
-        assert_eq!(strip_bearer("Bearer"), "Bearer");
+        assert_eq!(strip_bearer("Bearer "), "");
+        assert_eq!(strip_bearer("bearer"), "");
+        assert_eq!(strip_bearer("Bearerx.y.z"), "Bearerx.y.z");
     }
 
     #[test]

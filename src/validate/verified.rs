@@ -9,6 +9,8 @@ use crate::config::TokenUse;
 pub struct VerifiedToken {
     /// Index of the configured pool that issued the token.
     pub pool: usize,
+    /// The `kid` that verified it: a cached token stops validating once its key is unpublished.
+    pub kid: String,
     pub token_use: TokenUse,
     /// `aud` of an ID token, `client_id` of an access token.
     pub client_id: String,
@@ -70,6 +72,7 @@ impl VerifiedToken {
             + aud
             + lists
             + self.client_id.len()
+            + self.kid.len()
             + self.payload_json.len()
             // The cache key, the Arc and moka's own bookkeeping.
             + 128;

@@ -1,0 +1,242 @@
+//! The real binary: `serve` from a YAML file with graceful shutdown on SIGTERM,
+//! and the client verbs (`validate`, `userinfo`, `health`) against `dev`.
+
+mod common;
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use token_validator::{
+    dev::SigningKey,
+    grpc::{client as grpc_client, proto},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_token-validator");
+
+/// Kills the child when the test ends, whatever happens.
+struct Process(Child);
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+async fn health_of(url: &str) -> Option<i32> {
+    let channel = grpc_client::connect(url, Duration::from_secs(1))
+        .await
+        .ok()?;
+    grpc_client::health(channel, "").await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_traffic_drains_in_flight_calls_and_exits_zero() {
+    let key = SigningKey::generate("k").unwrap();
+    let cognito = JwksServer::start(&[&key]).await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\n\
+             pools:\n  - name: main\n    region: {REGION}\n    user_pool_id: {POOL_ID}\n    client_ids: [{CLIENT_ID}]\n    jwks_url: {jwks}\n\
+             userinfo:\n  cognito_endpoint: http://{addr}/\n  timeout_ms: 5000\n\
+             server:\n  shutdown_delay_ms: 1000\n  shutdown_grace_secs: 10\n",
+            jwks = cognito.url(),
+            addr = cognito.addr,
+        ),
+    )
+    .unwrap();
+    let mut process = Process(
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let url_for_poll = url.clone();
+    assert!(
+        eventually(|| {
+            let url = url_for_poll.clone();
+            async move { health_of(&url).await == Some(1) }
+        })
+        .await,
+        "the service never reported SERVING"
+    );
+
+    // Slow GetUser answers keep 20 calls in flight while SIGTERM arrives.
+    cognito.set_get_user_delay(Duration::from_millis(1500));
+    let channel = grpc_client::connect(&url, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let mut calls = Vec::new();
+    for _ in 0..20 {
+        let channel = channel.clone();
+        let token = key.sign_claims(&access_claims());
+        calls.push(tokio::spawn(async move {
+            grpc_client::user_info(channel, token).await
+        }));
+    }
+    assert!(
+        eventually(|| async { cognito.get_user_calls() >= 20 }).await,
+        "calls did not reach the server"
+    );
+    let pid = process.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    // Health turns NOT_SERVING at once, while calls are still being served.
+    let health_channel = channel.clone();
+    assert!(
+        eventually(|| {
+            let channel = health_channel.clone();
+            async move { grpc_client::health(channel, "").await.ok() == Some(2) }
+        })
+        .await,
+        "health did not turn NOT_SERVING after SIGTERM"
+    );
+    for call in calls {
+        let answer = tokio::time::timeout(TIMEOUT, call).await.unwrap().unwrap();
+        let info = answer.expect("an in-flight call failed during shutdown");
+        assert_eq!(info.username, "slow-user");
+    }
+    let status = wait_exit(&mut process.0, Duration::from_secs(15))
+        .expect("did not exit within the grace period");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// Starts `token-validator dev --json` and returns the process and its JSON line.
+fn start_dev() -> (Process, serde_json::Value) {
+    let mut child = Command::new(BIN)
+        .args(["dev", "--listen", "127.0.0.1:0", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let process = Process(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(TIMEOUT).expect("dev printed its JSON line");
+    (process, serde_json::from_str(&line).expect("one JSON line"))
+}
+
+/// `POST /dev/tokens` on the dev issuer.
+fn mint(url: &str, body: serde_json::Value) -> serde_json::Value {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        reqwest::Client::new()
+            .post(url)
+            .json(&body)
+            .timeout(TIMEOUT)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
+fn run(args: &[&str]) -> (i32, String) {
+    let output = Command::new(BIN).args(args).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn cli_verbs_answer_with_the_documented_exit_codes() {
+    let (_dev, info) = start_dev();
+    let url = info["grpc_url"].as_str().unwrap();
+    let id = info["id_token"].as_str().unwrap();
+    let access = info["access_token"].as_str().unwrap();
+
+    let (code, out) = run(&["validate", "--addr", url, "--json", id]);
+    assert_eq!(code, 0, "{out}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["valid"], true);
+    assert_eq!(answer["claims"]["username"], "dev-user");
+    assert_eq!(answer["claims"]["json"]["preferred_username"], "Dev User");
+
+    let tampered = format!("{}x", &id[..id.len() - 1]);
+    let (code, out) = run(&["validate", "--addr", url, &tampered]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("invalid: REASON_"), "{out}");
+    assert!(!out.contains(&tampered), "the token is never echoed");
+
+    let (code, _) = run(&["validate", "--addr", url, "--token-use", "access", id]);
+    assert_eq!(code, 1);
+    let (code, _) = run(&[
+        "validate", "--addr", url, "--group", "admin", "--scope", "openid", access,
+    ]);
+    assert_eq!(code, 0);
+
+    let (code, out) = run(&["userinfo", "--addr", url, "--json", access]);
+    assert_eq!(code, 0, "{out}");
+    let profile: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        profile["source"],
+        proto::UserInfoSource::Cognito.as_str_name()
+    );
+    assert_eq!(profile["preferred_username"], "Dev User");
+
+    // Tokens minted over HTTP work too (the interface scripts and the Python tests use).
+    let minted = mint(
+        info["mint_url"].as_str().unwrap(),
+        serde_json::json!({"username": "bob", "groups": ["users"]}),
+    );
+    let (code, _) = run(&[
+        "validate",
+        "--addr",
+        url,
+        "--group",
+        "admin",
+        minted["id_token"].as_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "bob is not in admin");
+
+    let (code, out) = run(&["health", "--addr", url]);
+    assert_eq!((code, out.trim()), (0, "SERVING"));
+
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    assert_eq!(run(&["validate", "--addr", &dead, id]).0, 2);
+    assert_eq!(run(&["health", "--addr", &dead]).0, 1);
+}
