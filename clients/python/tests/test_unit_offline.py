@@ -1,0 +1,425 @@
+"""Client behaviour against an in-process fake gRPC server (no token-validator binary needed).
+
+These check what the real service cannot easily be made to do on demand:
+retry counts, deadlines, error mapping, TLS/mTLS, unknown enum values.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import grpc
+import pytest
+from flask import Flask, g
+
+from token_validator_client import (
+    InvalidTokenArgument,
+    Reason,
+    RetryPolicy,
+    TokenUse,
+    TokenValidatorClient,
+    TokenValidatorError,
+    TokenValidatorTimeout,
+    TokenValidatorUnavailable,
+    Unauthenticated,
+    UserInfoSource,
+    aio,
+)
+from token_validator_client._common import resolve_channel
+from token_validator_client._proto.tokenvalidator.v1 import token_validator_pb2 as pb
+from token_validator_client._proto.tokenvalidator.v1 import token_validator_pb2_grpc as pb_grpc
+from token_validator_client.flask import TokenValidator, current_user, require_token
+
+FAST = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.02)
+
+
+class FakeServicer(pb_grpc.TokenValidatorServicer):
+    """Fails with the queued status codes first, then answers with ``response``."""
+
+    def __init__(self) -> None:
+        self.failures: list[tuple[grpc.StatusCode, str]] = []
+        self.user_info_failures: list[tuple[grpc.StatusCode, str]] = []
+        self.requests: list[Any] = []
+        self.delay = 0.0
+        self.validate_response = pb.ValidateTokenResponse(
+            valid=True,
+            claims=pb.Claims(
+                sub="s-1",
+                issuer="http://issuer",
+                token_use="access",
+                client_id="c",
+                username="alice",
+                groups=["g1"],
+                scopes=["openid"],
+                expires_at=2_000_000_000,
+                json=json.dumps({"sub": "s-1", "custom:tenant": "acme"}),
+            ),
+        )
+        self.user_info_response = pb.GetUserInfoResponse(
+            sub="s-1", username="alice", preferred_username="Alice", attributes={"custom:tenant": "acme"},
+            source=pb.USER_INFO_SOURCE_COGNITO,
+        )
+        self.lock = threading.Lock()
+
+    def _answer(self, request: Any, context: grpc.ServicerContext, response: Any, failures: Optional[list] = None) -> Any:
+        failures = self.failures if failures is None else failures
+        with self.lock:
+            self.requests.append(request)
+            failure = failures.pop(0) if failures else None
+        if self.delay:
+            time.sleep(self.delay)
+        if failure:
+            context.abort(failure[0], failure[1])
+        return response
+
+    def ValidateToken(self, request, context):  # noqa: N802
+        return self._answer(request, context, self.validate_response)
+
+    def GetUserInfo(self, request, context):  # noqa: N802
+        return self._answer(request, context, self.user_info_response, self.user_info_failures or None)
+
+
+@pytest.fixture()
+def fake():
+    servicer = FakeServicer()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    pb_grpc.add_TokenValidatorServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    servicer.addr = f"127.0.0.1:{port}"  # type: ignore[attr-defined]
+    yield servicer
+    server.stop(grace=None)
+
+
+def closed_port() -> str:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"127.0.0.1:{port}"
+
+
+# --- results and requests --------------------------------------------------------------
+
+
+def test_request_fields_and_typed_result(fake):
+    with TokenValidatorClient(fake.addr, timeout=2) as c:
+        r = c.validate_token("tok", token_use="access", scopes=["a", "b"], groups=["x"])
+    req = fake.requests[0]
+    assert req.token == "tok"
+    assert req.expected_token_use == pb.TOKEN_USE_ACCESS
+    assert list(req.required_scopes) == ["a", "b"]
+    assert list(req.required_groups) == ["x"]
+    assert r.valid and bool(r) and r.reason is Reason.UNSPECIFIED
+    assert r.claims.username == "alice"
+    assert r.claims.groups == ("g1",)
+    assert r.claims.get("custom:tenant") == "acme"
+
+
+def test_token_use_parsing(fake):
+    with TokenValidatorClient(fake.addr, timeout=2) as c:
+        c.validate_token("t")
+        c.validate_token("t", token_use=TokenUse.ID)
+        c.validate_token("t", token_use="ACCESS")
+        with pytest.raises(ValueError):
+            c.validate_token("t", token_use="refresh")
+        with pytest.raises(TypeError):
+            c.validate_token("t", scopes="openid")
+    uses = [r.expected_token_use for r in fake.requests]
+    assert uses == [pb.TOKEN_USE_UNSPECIFIED, pb.TOKEN_USE_ID, pb.TOKEN_USE_ACCESS]
+
+
+def test_rejection_and_unknown_reason(fake):
+    fake.validate_response = pb.ValidateTokenResponse(valid=False, reason=pb.REASON_EXPIRED, message="expired")
+    with TokenValidatorClient(fake.addr, timeout=2) as c:
+        r = c.validate_token("t")
+        assert (r.valid, r.reason, r.message, r.claims) == (False, Reason.EXPIRED, "expired", None)
+        assert r.reason.proto_name == "REASON_EXPIRED"
+        fake.validate_response = pb.ValidateTokenResponse(valid=False, reason=99)
+        assert c.validate_token("t").reason is Reason.UNRECOGNIZED
+
+
+def test_user_info(fake):
+    with TokenValidatorClient(fake.addr, timeout=2) as c:
+        info = c.get_user_info("t")
+    assert info.preferred_username == "Alice"
+    assert info.source is UserInfoSource.COGNITO
+    assert info.attributes == {"custom:tenant": "acme"}
+
+
+# --- retries, deadlines and error mapping ----------------------------------------------
+
+
+def test_retries_unavailable_then_succeeds(fake):
+    fake.failures = [(grpc.StatusCode.UNAVAILABLE, "no keys yet")] * 2
+    with TokenValidatorClient(fake.addr, timeout=2, retry=FAST) as c:
+        assert c.validate_token("t").valid
+    assert len(fake.requests) == 3
+
+
+def test_gives_up_after_max_attempts(fake):
+    fake.failures = [(grpc.StatusCode.UNAVAILABLE, "no keys for issuer")] * 5
+    with TokenValidatorClient(fake.addr, timeout=2, retry=FAST) as c:
+        with pytest.raises(TokenValidatorUnavailable) as info:
+            c.validate_token("t")
+    assert len(fake.requests) == 3
+    assert "no keys for issuer" in str(info.value) and "after 3 attempts" in str(info.value)
+    assert info.value.code is grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    "code, details, exc",
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, "token is empty", InvalidTokenArgument),
+        (grpc.StatusCode.UNAUTHENTICATED, "REASON_EXPIRED: token expired", Unauthenticated),
+        (grpc.StatusCode.INTERNAL, "boom", TokenValidatorError),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "too big", TokenValidatorError),
+    ],
+)
+def test_no_retry_on_other_codes(fake, code, details, exc):
+    fake.failures = [(code, details)] * 3
+    with TokenValidatorClient(fake.addr, timeout=2, retry=FAST) as c:
+        with pytest.raises(exc) as info:
+            c.get_user_info("t")
+    assert type(info.value) is exc
+    assert not isinstance(info.value, TokenValidatorUnavailable)
+    assert len(fake.requests) == 1
+    assert info.value.details == details
+    if exc is Unauthenticated:
+        assert info.value.reason is Reason.EXPIRED
+
+
+def test_unauthenticated_without_reason_prefix(fake):
+    fake.failures = [(grpc.StatusCode.UNAUTHENTICATED, "nope")]
+    with TokenValidatorClient(fake.addr, timeout=2) as c:
+        with pytest.raises(Unauthenticated) as info:
+            c.get_user_info("t")
+    assert info.value.reason is Reason.UNRECOGNIZED
+
+
+def test_deadline_is_enforced_and_not_retried(fake):
+    fake.delay = 1.0
+    with TokenValidatorClient(fake.addr, timeout=0.2, retry=FAST) as c:
+        started = time.monotonic()
+        with pytest.raises(TokenValidatorTimeout):
+            c.validate_token("t")
+        assert time.monotonic() - started < 0.9
+        with pytest.raises(TokenValidatorUnavailable):  # Timeout is a kind of Unavailable
+            c.validate_token("t", timeout=0.1)
+    assert len(fake.requests) == 2
+
+
+def test_unreachable_service_is_unavailable():
+    with TokenValidatorClient(closed_port(), timeout=1, retry=FAST) as c:
+        with pytest.raises(TokenValidatorUnavailable) as info:
+            c.validate_token("t")
+    assert "after 3 attempts" in str(info.value)
+
+
+def test_channel_is_reused(fake):
+    c = TokenValidatorClient(fake.addr, timeout=2)
+    c.validate_token("a")
+    channel = c._channel
+    c.get_user_info("b")
+    assert c._channel is channel
+    c.close()
+    with pytest.raises(TokenValidatorError):
+        c.validate_token("c")
+
+
+@pytest.mark.asyncio
+async def test_aio_retries_and_errors(fake):
+    fake.failures = [(grpc.StatusCode.UNAVAILABLE, "x")] * 2
+    async with aio.TokenValidatorClient(fake.addr, timeout=2, retry=FAST) as c:
+        assert (await c.validate_token("t")).valid
+        fake.failures = [(grpc.StatusCode.UNAUTHENTICATED, "REASON_BAD_SIGNATURE: x")]
+        with pytest.raises(Unauthenticated) as info:
+            await c.get_user_info("t")
+        assert info.value.reason is Reason.BAD_SIGNATURE
+        assert (await c.get_user_info("t")).username == "alice"
+    assert len(fake.requests) == 5
+
+
+@pytest.mark.asyncio
+async def test_aio_unreachable():
+    async with aio.TokenValidatorClient(closed_port(), timeout=1, retry=FAST) as c:
+        with pytest.raises(TokenValidatorUnavailable):
+            await c.validate_token("t")
+
+
+# --- target and TLS configuration ------------------------------------------------------
+
+
+def test_target_forms():
+    assert resolve_channel("http://127.0.0.1:5", tls=None, root_certificates=None, client_cert=None, server_name=None, channel_options=None).target == "127.0.0.1:5"
+    cfg = resolve_channel("https://tv.internal", tls=None, root_certificates=None, client_cert=None, server_name=None, channel_options=None)
+    assert cfg.target == "tv.internal:443" and cfg.tls
+    cfg = resolve_channel("127.0.0.1:5", tls=None, root_certificates=None, client_cert=None, server_name=None, channel_options=None)
+    assert not cfg.tls
+    with pytest.raises(ValueError):
+        resolve_channel("https://x:1", tls=False, root_certificates=None, client_cert=None, server_name=None, channel_options=None)
+    with pytest.raises(ValueError):
+        resolve_channel("http://x:1", tls=True, root_certificates=None, client_cert=None, server_name=None, channel_options=None)
+    with pytest.raises(ValueError):
+        TokenValidatorClient("")
+    with pytest.raises(ValueError):
+        TokenValidatorClient("x:1", timeout=0)
+    with pytest.raises(ValueError):
+        TokenValidatorClient("x:1", root_certificates="/no/such/file.pem")
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("pki")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+             "-days", "2", "-subj", "/CN=test-ca", cwd=d)
+    (d / "ext.cnf").write_text("subjectAltName=DNS:tv.test,IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", f"/CN={name}", cwd=d)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", f"{name}.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
+    return d
+
+
+def _tls_server(pki: Path, require_client_cert: bool) -> tuple[grpc.Server, FakeServicer, int]:
+    servicer = FakeServicer()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_TokenValidatorServicer_to_server(servicer, server)
+    creds = grpc.ssl_server_credentials(
+        [((pki / "server.key").read_bytes(), (pki / "server.pem").read_bytes())],
+        root_certificates=(pki / "ca.pem").read_bytes() if require_client_cert else None,
+        require_client_auth=require_client_cert,
+    )
+    port = server.add_secure_port("127.0.0.1:0", creds)
+    server.start()
+    return server, servicer, port
+
+
+def test_tls_and_mtls(pki):
+    server, servicer, port = _tls_server(pki, require_client_cert=True)
+    try:
+        good = TokenValidatorClient(
+            f"127.0.0.1:{port}", timeout=3, root_certificates=str(pki / "ca.pem"),
+            client_cert=(str(pki / "client.pem"), (pki / "client.key").read_bytes()), server_name="tv.test",
+        )
+        assert good.validate_token("t").valid
+        good.close()
+        # Without a client certificate the handshake fails: unavailable, never "valid".
+        no_cert = TokenValidatorClient(f"127.0.0.1:{port}", timeout=2, tls=True,
+                                       root_certificates=(pki / "ca.pem").read_text(), retry=FAST)
+        with pytest.raises(TokenValidatorUnavailable):
+            no_cert.validate_token("t")
+        no_cert.close()
+        # Plaintext against a TLS port fails too.
+        plain = TokenValidatorClient(f"127.0.0.1:{port}", timeout=2, retry=FAST)
+        with pytest.raises(TokenValidatorUnavailable):
+            plain.validate_token("t")
+        plain.close()
+    finally:
+        server.stop(grace=None)
+
+
+# --- Flask integration, offline --------------------------------------------------------
+
+
+def flask_app(addr: str, **config: Any) -> Flask:
+    app = Flask("offline")
+    app.config.update(TOKEN_VALIDATOR_ADDR=addr, TOKEN_VALIDATOR_TIMEOUT=1, TOKEN_VALIDATOR_RETRIES=2, **config)
+    TokenValidator(app)
+    app.ran = 0  # type: ignore[attr-defined]
+
+    @app.get("/p")
+    @require_token(token_use="access", scopes=["openid"])
+    def protected():
+        app.ran += 1  # type: ignore[attr-defined]
+        return {"u": g.token_claims.username, "name": current_user().preferred_username}
+
+    return app
+
+
+def test_flask_ok_and_header_forms(fake):
+    http = flask_app(fake.addr).test_client()
+    resp = http.get("/p", headers={"Authorization": "Bearer abc.def.ghi"})
+    assert resp.status_code == 200 and resp.get_json() == {"u": "alice", "name": "Alice"}
+    assert fake.requests[0].token == "abc.def.ghi"
+    assert list(fake.requests[0].required_scopes) == ["openid"]
+    assert http.get("/p", headers={"Authorization": "bearer abc"}).status_code == 200  # scheme is case-insensitive
+    resp = http.get("/p", headers={"Authorization": "Token abc"})
+    assert resp.status_code == 401 and resp.get_json()["error"] == "invalid_request"
+    resp = http.get("/p")
+    assert resp.status_code == 401 and resp.headers["WWW-Authenticate"] == "Bearer"
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+def test_flask_realm(fake):
+    http = flask_app(fake.addr, TOKEN_VALIDATOR_REALM="api").test_client()
+    assert http.get("/p").headers["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+@pytest.mark.parametrize(
+    "code, status, error",
+    [
+        (grpc.StatusCode.UNAVAILABLE, 503, "token_validator_unavailable"),
+        (grpc.StatusCode.INVALID_ARGUMENT, 401, "invalid_token"),
+        (grpc.StatusCode.INTERNAL, 502, "token_validator_error"),
+    ],
+)
+def test_flask_service_errors_fail_closed(fake, code, status, error):
+    fake.failures = [(code, "x")] * 5
+    app = flask_app(fake.addr)
+    resp = app.test_client().get("/p", headers={"Authorization": "Bearer x"})
+    assert resp.status_code == status
+    assert resp.get_json()["error"] == error
+    assert app.ran == 0
+
+
+def test_flask_user_info_unavailable_is_503(fake):
+    # ValidateToken succeeds, then GetUserInfo finds the service gone.
+    fake.user_info_failures = [(grpc.StatusCode.UNAVAILABLE, "down")] * 5
+    app = flask_app(fake.addr)
+    resp = app.test_client().get("/p", headers={"Authorization": "Bearer x"})
+    assert resp.status_code == 503
+    assert resp.get_json()["error"] == "token_validator_unavailable"
+    assert len(fake.requests) == 1 + 2  # one ValidateToken, two GetUserInfo attempts
+
+
+def test_flask_unreachable_is_503():
+    app = flask_app(closed_port())
+    resp = app.test_client().get("/p", headers={"Authorization": "Bearer x"})
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "1"
+    assert app.ran == 0
+
+
+def test_flask_bad_config_fails_at_init():
+    app = Flask("bad")
+    app.config["TOKEN_VALIDATOR_CLIENT_CERT"] = "/x.pem"
+    with pytest.raises(ValueError):
+        TokenValidator(app)
+    app = Flask("bad2")
+    app.config["TOKEN_VALIDATOR_TLS"] = "maybe"
+    with pytest.raises(ValueError):
+        TokenValidator(app)
+
+
+def test_flask_env_fallback(monkeypatch, fake):
+    monkeypatch.setenv("TOKEN_VALIDATOR_ADDR", fake.addr)
+    app = Flask("env")
+    TokenValidator(app)
+    with app.app_context():
+        from token_validator_client.flask import get_client
+
+        assert get_client().target == fake.addr
