@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""Offline validation of ECS task definitions for token-validator.
+
+Usage: validate_task_definitions.py FILE.json [FILE.json ...]
+
+For each file:
+  1. botocore's ParamValidator checks the JSON against the input shape of the
+     ECS RegisterTaskDefinition API (required members, types, unknown keys,
+     minimum lengths), exactly as `aws ecs register-task-definition
+     --cli-input-json file://FILE` would before sending the request;
+  2. every string whose shape has an enum (ParamValidator does not check
+     enums) is checked against it: networkMode, requiresCompatibilities,
+     portMappings[].protocol/appProtocol, dependsOn[].condition, logDriver, ...;
+  3. Fargate and token-validator specific rules: valid cpu/memory pair, the
+     health check command, stopTimeout covering the service's drain, named
+     grpc port mapping with appProtocol grpc, awslogs options, volumes, and for
+     a sidecar task the app's dependsOn HEALTHY on the validator.
+
+Prints one line per check and exits non-zero if any failed. Needs botocore.
+"""
+
+import json
+import sys
+
+import botocore.session
+from botocore.validate import ParamValidator
+
+VALIDATOR_NAME = "token-validator"
+HEALTH_COMMAND = ["CMD", "/usr/local/bin/token-validator", "health"]
+GRPC_PORT = 50051
+METRICS_PORT = 9090
+DRAIN_SECS = 20  # the service's default server.shutdown_grace_secs
+FARGATE_MAX_STOP_TIMEOUT = 120
+ONE_POOL_ENV = ("COGNITO_REGION", "COGNITO_USER_POOL_ID", "COGNITO_CLIENT_IDS")
+# Enum-typed members this project relies on: each must be present and checked.
+REQUIRED_ENUM_PATHS = (
+    "networkMode",
+    "requiresCompatibilities[]",
+    "containerDefinitions[].portMappings[].protocol",
+    "containerDefinitions[].portMappings[].appProtocol",
+    "containerDefinitions[].logConfiguration.logDriver",
+)
+SIDECAR_ENUM_PATHS = ("containerDefinitions[].dependsOn[].condition",)
+
+# Fargate task sizes: cpu units -> allowed memory (MiB).
+FARGATE_SIZES = {
+    256: {512, 1024, 2048},
+    512: set(range(1024, 4097, 1024)),
+    1024: set(range(2048, 8193, 1024)),
+    2048: set(range(4096, 16385, 1024)),
+    4096: set(range(8192, 30721, 1024)),
+    8192: set(range(16384, 61441, 4096)),
+    16384: set(range(32768, 122881, 8192)),
+}
+
+
+class Checks:
+    def __init__(self, label):
+        self.label = label
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, ok, what, detail=""):
+        if ok:
+            self.passed += 1
+            print(f"  ok   {self.label}: {what}")
+        else:
+            self.failed += 1
+            print(f"  FAIL {self.label}: {what}" + (f" -- {detail}" if detail else ""))
+        return ok
+
+
+def walk_enums(value, shape, path, found):
+    """Collects (generic path, concrete path, value, allowed) for every enum string."""
+    type_name = shape.type_name
+    if type_name == "structure" and isinstance(value, dict):
+        for key, sub in value.items():
+            if key in shape.members:
+                walk_enums(sub, shape.members[key], (path + "." if path else "") + key, found)
+    elif type_name == "list" and isinstance(value, list):
+        for index, item in enumerate(value):
+            walk_enums(item, shape.member, f"{path}[{index}]", found)
+    elif type_name == "map" and isinstance(value, dict):
+        for key, sub in value.items():
+            walk_enums(sub, shape.value, f"{path}.{key}", found)
+    elif type_name == "string" and getattr(shape, "enum", None):
+        found.append((path, value, list(shape.enum)))
+
+
+def generic(path):
+    """containerDefinitions[1].portMappings[0].protocol -> containerDefinitions[].portMappings[].protocol"""
+    out, skip = [], False
+    for ch in path:
+        if ch == "[":
+            out.append("[]")
+            skip = True
+        elif ch == "]":
+            skip = False
+        elif not skip:
+            out.append(ch)
+    return "".join(out)
+
+
+def env_map(container):
+    return {e["name"]: e.get("value") for e in container.get("environment", [])}
+
+
+def validate_file(path, input_shape):
+    label = path.rsplit("/", 1)[-1]
+    c = Checks(label)
+    try:
+        with open(path, encoding="utf-8") as f:
+            td = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        c.check(False, "file is JSON", str(e))
+        return c
+    c.check(True, "file is JSON")
+
+    # 1. botocore input shape.
+    report = ParamValidator().validate(td, input_shape)
+    c.check(not report.has_errors(), "matches the RegisterTaskDefinition input shape (botocore ParamValidator)",
+            report.generate_report() if report.has_errors() else "")
+
+    # 2. Enums.
+    found = []
+    walk_enums(td, input_shape, "", found)
+    bad = [(p, v, allowed) for p, v, allowed in found if v not in allowed]
+    c.check(not bad, f"{len(found)} enum values are allowed by the API model",
+            "; ".join(f"{p}={v!r} not in {allowed}" for p, v, allowed in bad))
+    seen = {generic(p) for p, _, _ in found}
+    containers = td.get("containerDefinitions", [])
+    is_sidecar = len(containers) > 1
+    required = REQUIRED_ENUM_PATHS + (SIDECAR_ENUM_PATHS if is_sidecar else ())
+    for req in required:
+        c.check(req in seen, f"enum {req} is set and checked", "not present in the file")
+
+    # 3. Fargate / service rules.
+    c.check(td.get("networkMode") == "awsvpc", "networkMode is awsvpc (required by Fargate)")
+    c.check("FARGATE" in td.get("requiresCompatibilities", []), "requiresCompatibilities includes FARGATE")
+    try:
+        cpu, mem = int(td.get("cpu", "0")), int(td.get("memory", "0"))
+    except ValueError:
+        cpu, mem = 0, 0
+    c.check(mem in FARGATE_SIZES.get(cpu, set()), f"cpu {td.get('cpu')} / memory {td.get('memory')} is a Fargate task size")
+    c.check(sum(x.get("cpu", 0) for x in containers) <= cpu, "container cpu reservations fit in the task cpu")
+    c.check(sum(x.get("memoryReservation", x.get("memory", 0)) for x in containers) <= mem,
+            "container memory reservations fit in the task memory")
+
+    names = [x.get("name") for x in containers]
+    c.check(containers and all(x.get("name") and x.get("image") for x in containers),
+            "every container has a name and an image (the API model leaves both optional)")
+    c.check(len(names) == len(set(names)), "container names are unique")
+    validators = [x for x in containers if x.get("name") == VALIDATOR_NAME]
+    if not c.check(len(validators) == 1, f"exactly one container named {VALIDATOR_NAME}"):
+        return c
+    v = validators[0]
+    c.check(v.get("essential") is True, "the validator container is essential")
+    hc = v.get("healthCheck", {})
+    c.check(hc.get("command") == HEALTH_COMMAND, f"healthCheck command is {HEALTH_COMMAND}", repr(hc.get("command")))
+    c.check(5 <= hc.get("interval", 30) <= 300 and 2 <= hc.get("timeout", 5) <= 60
+            and 1 <= hc.get("retries", 3) <= 10 and 0 <= hc.get("startPeriod", 0) <= 300
+            and hc.get("timeout", 5) < hc.get("interval", 30),
+            "healthCheck interval/timeout/retries/startPeriod are within ECS limits")
+    stop = v.get("stopTimeout")
+    c.check(isinstance(stop, int) and DRAIN_SECS + 5 <= stop <= FARGATE_MAX_STOP_TIMEOUT,
+            f"stopTimeout ({stop}) covers the {DRAIN_SECS}s drain and is <= {FARGATE_MAX_STOP_TIMEOUT} (Fargate maximum)")
+    env = env_map(v)
+    missing = [k for k in ONE_POOL_ENV if not env.get(k)]
+    c.check(not missing, "one-pool environment (COGNITO_REGION, COGNITO_USER_POOL_ID, COGNITO_CLIENT_IDS) is set",
+            f"missing {missing}")
+    if not missing:
+        c.check(env["COGNITO_USER_POOL_ID"].startswith(env["COGNITO_REGION"] + "_"),
+                "COGNITO_USER_POOL_ID belongs to COGNITO_REGION")
+    c.check(v.get("readonlyRootFilesystem") is True, "the validator's root filesystem is read-only")
+    c.check("ALL" in v.get("linuxParameters", {}).get("capabilities", {}).get("drop", []), "the validator drops ALL capabilities")
+    user = str(v.get("user", ""))
+    c.check(user != "" and user.split(":")[0] not in ("0", "root"), f"the validator runs as a non-root user ({user or 'unset'})")
+
+    all_mappings = [(x.get("name"), m) for x in containers for m in x.get("portMappings", [])]
+    port_names = [m.get("name") for _, m in all_mappings if m.get("name")]
+    c.check(len(port_names) == len(set(port_names)), "port mapping names are unique in the task")
+    c.check(all(m.get("hostPort", m.get("containerPort")) == m.get("containerPort") for _, m in all_mappings),
+            "awsvpc: hostPort is absent or equals containerPort")
+    c.check(all(m.get("name") for _, m in all_mappings if m.get("appProtocol")),
+            "every port mapping with appProtocol is named (Service Connect needs the name)")
+    vmaps = {m.get("containerPort"): m for m in v.get("portMappings", [])}
+    if is_sidecar:
+        c.check(GRPC_PORT not in vmaps, f"sidecar: the validator's gRPC port {GRPC_PORT} is not published (apps use localhost)")
+        c.check(env.get("TOKEN_VALIDATOR__LISTEN", "").startswith("127.0.0.1:"),
+                "sidecar: the validator listens on loopback only (TOKEN_VALIDATOR__LISTEN=127.0.0.1:...)")
+    else:
+        g = vmaps.get(GRPC_PORT, {})
+        c.check(g.get("name") == "grpc" and g.get("appProtocol") == "grpc" and g.get("protocol", "tcp") == "tcp",
+                f"port {GRPC_PORT} is mapped as name grpc, protocol tcp, appProtocol grpc (Service Connect)")
+        mm = vmaps.get(METRICS_PORT, {})
+        c.check(mm.get("name") == "metrics" and mm.get("appProtocol") == "http",
+                f"port {METRICS_PORT} is mapped as name metrics, appProtocol http")
+
+    volumes = {x.get("name") for x in td.get("volumes", [])}
+    mounts = [m.get("sourceVolume") for x in containers for m in x.get("mountPoints", [])]
+    c.check(all(m in volumes for m in mounts), "every mountPoint refers to a declared volume")
+    for x in containers:
+        lc = x.get("logConfiguration", {})
+        opts = lc.get("options", {})
+        c.check(lc.get("logDriver") == "awslogs"
+                and all(opts.get(k) for k in ("awslogs-group", "awslogs-region", "awslogs-stream-prefix")),
+                f"container {x.get('name')} logs with awslogs (group, region, stream-prefix)")
+
+    if is_sidecar:
+        apps = [x for x in containers if x.get("name") != VALIDATOR_NAME]
+        for app in apps:
+            deps = {d.get("containerName"): d.get("condition") for d in app.get("dependsOn", [])}
+            c.check(deps.get(VALIDATOR_NAME) == "HEALTHY",
+                    f"container {app.get('name')} dependsOn {VALIDATOR_NAME} with condition HEALTHY")
+            c.check(all(n in names for n in deps), f"container {app.get('name')}: dependsOn names existing containers")
+            addr = env_map(app).get("TOKEN_VALIDATOR_ADDR", "")
+            c.check(addr in (f"http://localhost:{GRPC_PORT}", f"http://127.0.0.1:{GRPC_PORT}"),
+                    f"container {app.get('name')} reaches the validator on localhost:{GRPC_PORT}", addr)
+        c.check("healthCheck" in v, "the validator has a healthCheck (needed for the HEALTHY condition)")
+    return c
+
+
+def main(argv):
+    if len(argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    session = botocore.session.get_session()
+    shape = session.get_service_model("ecs").operation_model("RegisterTaskDefinition").input_shape
+    total_failed = 0
+    for path in argv[1:]:
+        c = validate_file(path, shape)
+        print(f"{path}: {c.passed} of {c.passed + c.failed} checks ok")
+        total_failed += c.failed
+    return 1 if total_failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
