@@ -1,14 +1,16 @@
-//! Wiring: config → key store → validator → user info → gRPC server. Used by
-//! `serve`, `dev` and the integration tests, so all three run the same service.
+//! Wiring: config → key store → validator → user info → gRPC server, with
+//! telemetry beside. Used by `serve`, `dev` and the integration tests, so all
+//! three run the same service.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use tokio::task::JoinHandle;
+use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{
     config::Config,
     grpc::{GrpcServer, Listener},
-    jwks::{KeyStore, LogObserver},
+    jwks::KeyStore,
+    telemetry::{audit::AuditLog, metrics::Metrics},
     userinfo::UserInfoService,
     validate::Validator,
 };
@@ -20,49 +22,110 @@ pub struct App {
     pub keys: Arc<KeyStore>,
     pub validator: Arc<Validator>,
     pub userinfo: Arc<UserInfoService>,
+    pub metrics: Arc<Metrics>,
+    pub audit: Arc<AuditLog>,
+}
+
+/// The bound sockets of a service.
+pub struct Listeners {
+    pub grpc: Listener,
+    pub metrics: Option<TcpListener>,
 }
 
 impl App {
     /// Builds the service from a configuration, validating it first (no I/O yet).
     pub fn new(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let keys = KeyStore::new(&config, Arc::new(LogObserver))?;
+        let metrics = Metrics::new(&config)?;
+        let keys = KeyStore::new(&config, metrics.clone())?;
         let validator = Arc::new(Validator::new(&config, keys.clone()));
-        let userinfo = Arc::new(UserInfoService::new(&config, validator.clone())?);
+        let userinfo = Arc::new(UserInfoService::new(
+            &config,
+            validator.clone(),
+            metrics.clone(),
+        )?);
+        metrics.observe(&validator);
+        let audit = Arc::new(AuditLog::new(
+            config.audit.max_events_per_sec,
+            metrics.clone(),
+        ));
         Ok(Self {
             config: Arc::new(config),
             keys,
             validator,
             userinfo,
+            metrics,
+            audit,
         })
     }
 
-    /// Starts key fetching, then serves gRPC on `listener` until `shutdown`.
+    /// Binds the gRPC address and, when enabled, the metrics port.
+    pub async fn bind(&self) -> anyhow::Result<Listeners> {
+        let grpc = Listener::bind(&self.config.listen_addr())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.config.listen))?;
+        let metrics = if self.config.metrics.enabled {
+            let addr = &self.config.metrics.listen;
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on metrics.listen {addr}: {e}"))?,
+            )
+        } else {
+            None
+        };
+        Ok(Listeners { grpc, metrics })
+    }
+
+    /// Starts key fetching, then serves until `shutdown` and the drain complete.
     pub async fn serve(
         self,
-        listener: Listener,
+        listeners: Listeners,
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let refresh = self.keys.spawn_refresh_tasks();
-        let server = GrpcServer::new(self.validator, self.userinfo, self.config.server.clone());
-        let result = server.serve(listener, shutdown).await;
+        let (side_stop, side_stopped) = tokio::sync::oneshot::channel::<()>();
+        let side_port = listeners.metrics.map(|listener| {
+            tokio::spawn(crate::telemetry::http::serve(
+                listener,
+                self.metrics.clone(),
+                self.keys.clone(),
+                async {
+                    let _ = side_stopped.await;
+                },
+            ))
+        });
+        let server = GrpcServer::new(
+            self.validator,
+            self.userinfo,
+            self.metrics,
+            self.audit,
+            self.config.server.clone(),
+        );
+        let result = server.serve(listeners.grpc, shutdown).await;
+        let _ = side_stop.send(());
+        if let Some(side_port) = side_port {
+            let _ = side_port.await;
+        }
         for task in refresh {
             task.abort();
         }
         Ok(result?)
     }
 
-    /// Binds `config.listen` and serves in a background task (tests, `dev`).
+    /// Binds and serves in a background task (tests, `dev`).
     pub async fn spawn(config: Config) -> anyhow::Result<RunningService> {
-        let listener = Listener::bind(&config.listen_addr()).await?;
-        let addr = listener.local_addr();
         let app = App::new(config)?;
+        let listeners = app.bind().await?;
+        let addr = listeners.grpc.local_addr();
+        let metrics_addr = listeners.metrics.as_ref().and_then(|l| l.local_addr().ok());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(app.clone().serve(listener, async {
+        let task = tokio::spawn(app.clone().serve(listeners, async {
             let _ = stopped.await;
         }));
         Ok(RunningService {
             addr,
+            metrics_addr,
             app,
             stop: Some(stop),
             task,
@@ -74,6 +137,8 @@ impl App {
 pub struct RunningService {
     /// `127.0.0.1:PORT` or `unix:///path`.
     pub addr: String,
+    /// The bound metrics port, when enabled.
+    pub metrics_addr: Option<SocketAddr>,
     pub app: App,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,

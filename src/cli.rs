@@ -13,8 +13,8 @@ use crate::{
     App, Config,
     config::ListenAddr,
     dev::{DEV_CLIENT_ID, DevIssuer, MintRequest},
-    grpc::{Listener, client, proto},
-    telemetry::{LogFormat, init_logging},
+    grpc::{client, proto},
+    telemetry::{self, LogFormat},
 };
 
 #[derive(Parser)]
@@ -47,6 +47,9 @@ enum Command {
         /// Address of the local issuer (JWKS, GetUser, token minting).
         #[arg(long, default_value = "127.0.0.1:0")]
         issuer_listen: SocketAddr,
+        /// Metrics and HTTP probe port (/metrics, /healthz, /readyz).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        metrics_listen: String,
         /// Print one JSON line (addresses and tokens) for scripts instead of the banner.
         #[arg(long)]
         json: bool,
@@ -101,7 +104,6 @@ enum TokenKind {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -109,7 +111,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The OTLP gRPC exporter needs the runtime's context when it is built.
+    let telemetry = {
+        let _context = runtime.enter();
+        telemetry::init(cli.log_format)
+    };
     let code = runtime.block_on(run(cli.command));
+    drop(telemetry);
     // Background tasks (key refresh) must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_millis(100));
     code
@@ -121,9 +129,10 @@ async fn run(command: Command) -> ExitCode {
         Command::Dev {
             listen,
             issuer_listen,
+            metrics_listen,
             json,
             print_token,
-        } => report(dev(listen, issuer_listen, json, print_token).await),
+        } => report(dev(listen, issuer_listen, metrics_listen, json, print_token).await),
         Command::Validate {
             token,
             addr,
@@ -178,34 +187,38 @@ async fn shutdown_signal() {
 
 async fn serve(config_file: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(config_file.as_deref())?;
-    let listener = Listener::bind(&config.listen_addr())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let app = App::new(config)?;
+    let listeners = app.bind().await?;
     tracing::info!(
-        listen = %listener.local_addr(),
-        pools = ?config.pools.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        listen = %listeners.grpc.local_addr(),
+        metrics = ?listeners.metrics.as_ref().and_then(|l| l.local_addr().ok()),
+        pools = ?app.config.pools.iter().map(|p| &p.name).collect::<Vec<_>>(),
         "token-validator serving"
     );
-    App::new(config)?.serve(listener, shutdown_signal()).await
+    app.serve(listeners, shutdown_signal()).await
 }
 
 async fn dev(
     listen: String,
     issuer_listen: SocketAddr,
+    metrics_listen: String,
     json_output: bool,
     print_token: Option<TokenKind>,
 ) -> anyhow::Result<()> {
     ListenAddr::parse(&listen)?;
     let issuer = DevIssuer::start(issuer_listen).await?;
-    let config = issuer.service_config(&listen);
-    config.validate()?;
-    let listener = Listener::bind(&config.listen_addr())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    let grpc_addr = listener.local_addr();
+    let mut config = issuer.service_config(&listen);
+    config.metrics.listen = metrics_listen;
     let app = App::new(config)?;
+    let listeners = app.bind().await?;
+    let grpc_addr = listeners.grpc.local_addr();
+    let metrics_addr = listeners
+        .metrics
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map_or_else(String::new, |a| a.to_string());
     let mut ready = app.keys.subscribe_ready();
-    let serving = tokio::spawn(app.serve(listener, shutdown_signal()));
+    let serving = tokio::spawn(app.serve(listeners, shutdown_signal()));
     tokio::time::timeout(Duration::from_secs(10), ready.wait_for(|r| *r))
         .await
         .map_err(|_| {
@@ -223,6 +236,7 @@ async fn dev(
                 "issuer": issuer.issuer(),
                 "client_id": DEV_CLIENT_ID,
                 "mint_url": mint_url,
+                "metrics_url": format!("http://{metrics_addr}/metrics"),
                 "id_token": tokens.id_token,
                 "access_token": tokens.access_token,
             })
@@ -241,6 +255,7 @@ async fn dev(
              \n  gRPC service  {grpc_addr}  (tokenvalidator.v1.TokenValidator, health, reflection)\
              \n  issuer        {issuer_url}\
              \n  client id     {DEV_CLIENT_ID}\
+             \n  metrics       http://{metrics_addr}/metrics  (/healthz, /readyz)\
              \n  user          dev-user (groups admin, users; email dev-user@example.com)\
              \n\nID token:\n{id}\n\nAccess token:\n{access}\n\
              \nTry, in another terminal:\

@@ -49,6 +49,8 @@ pub struct Config {
     pub validation: ValidationConfig,
     pub token_cache: TokenCacheConfig,
     pub server: ServerConfig,
+    pub metrics: MetricsConfig,
+    pub audit: AuditConfig,
 }
 
 impl Default for Config {
@@ -61,6 +63,8 @@ impl Default for Config {
             validation: ValidationConfig::default(),
             token_cache: TokenCacheConfig::default(),
             server: ServerConfig::default(),
+            metrics: MetricsConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -266,6 +270,41 @@ impl Default for ServerConfig {
             shutdown_delay_ms: 0,
             shutdown_grace_secs: 20,
             max_request_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// The HTTP port for Prometheus scrapes and HTTP health probes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics`, `/healthz` and `/readyz`.
+    pub enabled: bool,
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "0.0.0.0:9090".into(),
+        }
+    }
+}
+
+/// The audit log of rejected tokens (target `token_validator::audit`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Rejection events written per second at most (bursts up to this many);
+    /// the rest are counted and the count is reported with the next event.
+    pub max_events_per_sec: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            max_events_per_sec: 100,
         }
     }
 }
@@ -476,6 +515,20 @@ impl Config {
         }
         if self.jwks.max_response_bytes < 1024 {
             return Err(invalid("jwks.max_response_bytes", "must be at least 1024"));
+        }
+        if self.metrics.enabled {
+            self.metrics.listen.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "metrics.listen",
+                    format!(
+                        "{:?} is not HOST:PORT (e.g. 0.0.0.0:9090)",
+                        self.metrics.listen
+                    ),
+                )
+            })?;
+        }
+        if self.audit.max_events_per_sec == 0 {
+            return Err(invalid("audit.max_events_per_sec", "must be > 0"));
         }
         if self.userinfo.timeout_ms == 0 {
             return Err(invalid("userinfo.timeout_ms", "must be > 0"));

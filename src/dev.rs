@@ -230,6 +230,7 @@ impl DevIssuer {
             ..Config::default()
         };
         config.userinfo.cognito_endpoint = format!("http://{}/", self.addr);
+        config.metrics.listen = "127.0.0.1:0".into();
         config
     }
 

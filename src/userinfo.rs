@@ -9,8 +9,11 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use serde::Deserialize;
 
+use tracing::Instrument;
+
 use crate::{
     config::{Config, TokenUse},
+    telemetry::metrics::Metrics,
     validate::{
         Expiring, Outcome, PerEntryTtl, Policy, TokenHash, ValidationError, Validator,
         VerifiedToken,
@@ -89,10 +92,15 @@ pub struct UserInfoService {
     endpoints: Vec<String>,
     cache_ttl: Duration,
     cache: moka::future::Cache<TokenHash, Expiring<Arc<UserProfile>>>,
+    metrics: Arc<Metrics>,
 }
 
 impl UserInfoService {
-    pub fn new(config: &Config, validator: Arc<Validator>) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        config: &Config,
+        validator: Arc<Validator>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.userinfo.timeout_ms))
             .connect_timeout(Duration::from_millis(config.jwks.connect_timeout_ms))
@@ -113,6 +121,7 @@ impl UserInfoService {
                 .max_capacity(config.userinfo.cache_max_entries)
                 .expire_after(PerEntryTtl)
                 .build(),
+            metrics,
         })
     }
 
@@ -142,9 +151,22 @@ impl UserInfoService {
         token: &VerifiedToken,
     ) -> Result<Arc<UserProfile>, UserInfoError> {
         if let Some(hit) = self.cache.get(&hash).await {
+            self.metrics.record_get_user("ok", None, true);
             return Ok(hit.value);
         }
-        let profile = Arc::new(self.get_user(access_token, token).await?);
+        let started = std::time::Instant::now();
+        let result = self
+            .get_user(access_token, token)
+            .instrument(tracing::debug_span!("cognito.get_user"))
+            .await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(UserInfoError::NotAuthorized(_)) => "not_authorized",
+            Err(_) => "error",
+        };
+        self.metrics
+            .record_get_user(outcome, Some(started.elapsed()), false);
+        let profile = Arc::new(result?);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);

@@ -65,7 +65,8 @@ async fn sigterm_mid_traffic_drains_in_flight_calls_and_exits_zero() {
             "listen: 127.0.0.1:{port}\n\
              pools:\n  - name: main\n    region: {REGION}\n    user_pool_id: {POOL_ID}\n    client_ids: [{CLIENT_ID}]\n    jwks_url: {jwks}\n\
              userinfo:\n  cognito_endpoint: http://{addr}/\n  timeout_ms: 5000\n\
-             server:\n  shutdown_delay_ms: 1000\n  shutdown_grace_secs: 10\n",
+             server:\n  shutdown_delay_ms: 1000\n  shutdown_grace_secs: 10\n\
+             metrics:\n  listen: 127.0.0.1:0\n",
             jwks = cognito.url(),
             addr = cognito.addr,
         ),

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::{
     config::{ListenAddr, ServerConfig},
+    telemetry::{audit::AuditLog, metrics::Metrics},
     userinfo::UserInfoService,
     validate::Validator,
 };
@@ -54,6 +55,8 @@ impl Listener {
 pub struct GrpcServer {
     validator: Arc<Validator>,
     userinfo: Arc<UserInfoService>,
+    metrics: Arc<Metrics>,
+    audit: Arc<AuditLog>,
     config: ServerConfig,
 }
 
@@ -61,11 +64,15 @@ impl GrpcServer {
     pub fn new(
         validator: Arc<Validator>,
         userinfo: Arc<UserInfoService>,
+        metrics: Arc<Metrics>,
+        audit: Arc<AuditLog>,
         config: ServerConfig,
     ) -> Self {
         Self {
             validator,
             userinfo,
+            metrics,
+            audit,
             config,
         }
     }
@@ -100,10 +107,14 @@ impl GrpcServer {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
             .expect("the embedded descriptor sets are valid");
-        let service = proto::token_validator_server::TokenValidatorServer::new(
-            TokenValidatorService::new(self.validator.clone(), self.userinfo.clone()),
-        )
-        .max_decoding_message_size(self.config.max_request_bytes);
+        let service =
+            proto::token_validator_server::TokenValidatorServer::new(TokenValidatorService::new(
+                self.validator.clone(),
+                self.userinfo.clone(),
+                self.metrics.clone(),
+                self.audit.clone(),
+            ))
+            .max_decoding_message_size(self.config.max_request_bytes);
         let router = Server::builder()
             .layer(OversizeIsInvalidArgument)
             .tcp_nodelay(true)

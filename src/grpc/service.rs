@@ -1,13 +1,17 @@
 //! The `tokenvalidator.v1.TokenValidator` service: a thin adapter from proto
-//! requests to the validator and the user-info service.
+//! requests to the validator and the user-info service, with each call's span
+//! (continuing the caller's `traceparent`), metrics and audit event.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use tonic::{Request, Response, Status};
+use tracing::{Instrument, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{convert, proto};
 use crate::{
-    userinfo::UserInfoService,
+    telemetry::{audit::AuditLog, metrics::Metrics, parent_context},
+    userinfo::{UserInfoError, UserInfoService},
     validate::{Outcome, Policy, ValidationError, Validator, hash_prefix},
 };
 
@@ -15,45 +19,98 @@ use crate::{
 pub struct TokenValidatorService {
     validator: Arc<Validator>,
     userinfo: Arc<UserInfoService>,
+    metrics: Arc<Metrics>,
+    audit: Arc<AuditLog>,
+}
+
+/// The span of one RPC; fields are filled in as the answer becomes known.
+fn rpc_span<T>(method: &'static str, request: &Request<T>) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "rpc",
+        otel.name = format!("{}/{method}", super::SERVICE_NAME),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = super::SERVICE_NAME,
+        rpc.method = method,
+        rpc.grpc.status_code = Empty,
+        pool = Empty,
+        reason = Empty,
+        token_use = Empty,
+        cache_hit = Empty,
+        token.hash = Empty,
+        enduser.id = Empty,
+    );
+    if !span.is_disabled() {
+        let _ = span.set_parent(parent_context(request.metadata().as_ref()));
+    }
+    span
 }
 
 impl TokenValidatorService {
-    pub fn new(validator: Arc<Validator>, userinfo: Arc<UserInfoService>) -> Self {
+    pub fn new(
+        validator: Arc<Validator>,
+        userinfo: Arc<UserInfoService>,
+        metrics: Arc<Metrics>,
+        audit: Arc<AuditLog>,
+    ) -> Self {
         Self {
             validator,
             userinfo,
+            metrics,
+            audit,
         }
     }
 
-    /// Logs a rejection with the token's hash prefix, never the token.
-    fn log_outcome(
+    fn pool_name(&self, pool: usize) -> &str {
+        self.validator.key_store().pool_name(pool)
+    }
+
+    /// Metrics, audit, logs and span fields for one validated token. Never the token itself.
+    fn observe(
         &self,
         rpc: &'static str,
         outcome: &Outcome,
-        peer: Option<std::net::SocketAddr>,
+        started: Instant,
+        peer: Option<SocketAddr>,
+        span: &tracing::Span,
     ) {
-        let token = hash_prefix(&outcome.hash);
+        self.metrics
+            .record_validation(rpc, outcome, started.elapsed());
         match &outcome.result {
-            Ok(verified) => tracing::debug!(
+            Ok(_) => {}
+            Err(ValidationError::Rejected(rejection)) => self.audit.rejected(
                 rpc,
-                token = %token,
-                pool = self.validator.key_store().pool_name(verified.pool),
-                cache_hit = outcome.cache_hit,
-                "token valid"
+                rejection,
+                rejection.pool.map(|p| self.pool_name(p)),
+                &outcome.hash,
+                peer,
             ),
-            Err(ValidationError::Rejected(rejection)) => tracing::info!(
-                target: "token_validator::audit",
+            Err(error) => tracing::warn!(
                 rpc,
-                token = %token,
-                reason = rejection.reason.as_str(),
-                pool = rejection.pool.map(|p| self.validator.key_store().pool_name(p)),
+                token = %hash_prefix(&outcome.hash),
                 peer = ?peer,
-                "token rejected: {}",
-                rejection.message
+                "cannot validate: {error}"
             ),
-            Err(error) => {
-                tracing::warn!(rpc, token = %token, peer = ?peer, "cannot validate: {error}")
+        }
+        if span.is_disabled() {
+            // No trace export: skip the formatting below on the hot path.
+            return;
+        }
+        span.record("token.hash", hash_prefix(&outcome.hash).as_str());
+        span.record("cache_hit", outcome.cache_hit);
+        match &outcome.result {
+            Ok(verified) => {
+                span.record("pool", self.pool_name(verified.pool));
+                span.record("token_use", verified.token_use.as_str());
+                span.record("enduser.id", verified.claims.sub.as_deref().unwrap_or(""));
             }
+            Err(ValidationError::Rejected(rejection)) => {
+                span.record("reason", rejection.reason.as_str());
+                if let Some(pool) = rejection.pool {
+                    span.record("pool", self.pool_name(pool));
+                }
+            }
+            Err(_) => {}
         }
     }
 }
@@ -64,59 +121,102 @@ impl proto::token_validator_server::TokenValidator for TokenValidatorService {
         &self,
         request: Request<proto::ValidateTokenRequest>,
     ) -> Result<Response<proto::ValidateTokenResponse>, Status> {
+        let timer = self.metrics.rpc_started("ValidateToken");
+        let span = rpc_span("ValidateToken", &request);
         let peer = request.remote_addr();
-        let request = request.into_inner();
-        let policy = Policy {
-            token_use: convert::token_use(request.expected_token_use)?,
-            required_scopes: request.required_scopes,
-            required_groups: request.required_groups,
-        };
-        let outcome = self.validator.validate(&request.token, &policy).await;
-        self.log_outcome("ValidateToken", &outcome, peer);
-        match outcome.result {
-            Ok(verified) => Ok(Response::new(proto::ValidateTokenResponse {
-                valid: true,
-                reason: proto::Reason::Unspecified as i32,
-                message: "valid".into(),
-                claims: Some(convert::claims(&verified)),
-            })),
-            Err(ValidationError::Rejected(rejection)) => {
-                Ok(Response::new(proto::ValidateTokenResponse {
-                    valid: false,
-                    reason: convert::reason(rejection.reason) as i32,
-                    message: rejection.message.into_owned(),
-                    claims: None,
-                }))
+        let result = async {
+            let request = request.into_inner();
+            let policy = Policy {
+                token_use: convert::token_use(request.expected_token_use)?,
+                required_scopes: request.required_scopes,
+                required_groups: request.required_groups,
+            };
+            let started = Instant::now();
+            let outcome = self.validator.validate(&request.token, &policy).await;
+            self.observe(
+                "ValidateToken",
+                &outcome,
+                started,
+                peer,
+                &tracing::Span::current(),
+            );
+            match outcome.result {
+                Ok(verified) => Ok(Response::new(proto::ValidateTokenResponse {
+                    valid: true,
+                    reason: proto::Reason::Unspecified as i32,
+                    message: "valid".into(),
+                    claims: Some(convert::claims(&verified)),
+                })),
+                Err(ValidationError::Rejected(rejection)) => {
+                    Ok(Response::new(proto::ValidateTokenResponse {
+                        valid: false,
+                        reason: convert::reason(rejection.reason) as i32,
+                        message: rejection.message.into_owned(),
+                        claims: None,
+                    }))
+                }
+                Err(error) => Err(convert::validation_status(&error)),
             }
-            Err(error) => Err(convert::validation_status(&error)),
         }
+        .instrument(span.clone())
+        .await;
+        finish(timer, &span, &result);
+        result
     }
 
     async fn get_user_info(
         &self,
         request: Request<proto::GetUserInfoRequest>,
     ) -> Result<Response<proto::GetUserInfoResponse>, Status> {
+        let timer = self.metrics.rpc_started("GetUserInfo");
+        let span = rpc_span("GetUserInfo", &request);
         let peer = request.remote_addr();
-        let request = request.into_inner();
-        let (outcome, result) = self.userinfo.user_info(&request.token).await;
-        self.log_outcome("GetUserInfo", &outcome, peer);
-        match result {
-            Ok(profile) => Ok(Response::new(convert::user_info(profile))),
-            Err(error) => {
-                if matches!(
-                    error,
-                    crate::userinfo::UserInfoError::NotAuthorized(_)
-                        | crate::userinfo::UserInfoError::Lookup(_)
-                ) {
-                    tracing::info!(
-                        target: "token_validator::audit",
-                        rpc = "GetUserInfo",
-                        token = %hash_prefix(&outcome.hash),
-                        "GetUser lookup failed: {error}"
-                    );
+        let result = async {
+            let request = request.into_inner();
+            let started = Instant::now();
+            let (outcome, result) = self.userinfo.user_info(&request.token).await;
+            self.observe(
+                "GetUserInfo",
+                &outcome,
+                started,
+                peer,
+                &tracing::Span::current(),
+            );
+            match result {
+                Ok(profile) => Ok(Response::new(convert::user_info(profile))),
+                Err(error) => {
+                    if matches!(
+                        error,
+                        UserInfoError::NotAuthorized(_) | UserInfoError::Lookup(_)
+                    ) {
+                        tracing::info!(
+                            target: "token_validator::audit",
+                            event = "get_user_failed",
+                            token = %hash_prefix(&outcome.hash),
+                            peer = peer.map(|p| p.to_string()),
+                            "{error}"
+                        );
+                    }
+                    Err(convert::user_info_status(&error))
                 }
-                Err(convert::user_info_status(&error))
             }
         }
+        .instrument(span.clone())
+        .await;
+        finish(timer, &span, &result);
+        result
     }
+}
+
+fn finish<T>(
+    timer: crate::telemetry::metrics::RpcTimer,
+    span: &tracing::Span,
+    result: &Result<T, Status>,
+) {
+    let code = match result {
+        Ok(_) => 0,
+        Err(status) => status.code() as i32,
+    };
+    span.record("rpc.grpc.status_code", code);
+    timer.finish(code);
 }

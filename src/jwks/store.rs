@@ -21,6 +21,7 @@ use std::{
 
 use rand::Rng;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::{
     fetch::{FetchError, JwksFetcher},
@@ -233,7 +234,11 @@ impl KeyStore {
     pub async fn fetch_and_install(&self, pool: usize) -> Result<(), FetchError> {
         let entry = &self.pools[pool];
         let started = Instant::now();
-        let result = self.fetcher.fetch(&entry.url).await;
+        let result = self
+            .fetcher
+            .fetch(&entry.url)
+            .instrument(tracing::debug_span!("jwks.fetch", pool = %entry.name))
+            .await;
         self.observer
             .fetched(&entry.name, result.as_ref(), started.elapsed());
         let set = match result {

@@ -86,6 +86,11 @@ impl TokenCache {
         self.entries.entry_count()
     }
 
+    /// Entries cached, as moka last counted them (cheap; for gauges).
+    pub fn entry_count_estimate(&self) -> u64 {
+        self.entries.entry_count()
+    }
+
     pub fn weighted_size(&self) -> u64 {
         self.entries.weighted_size()
     }

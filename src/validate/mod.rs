@@ -11,6 +11,8 @@ mod rejection;
 mod token;
 mod verified;
 
+use tracing::Instrument;
+
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
@@ -36,8 +38,8 @@ pub enum ValidationError {
     EmptyToken,
     #[error("the token is {len} bytes; the limit is {max}")]
     TooLarge { len: usize, max: usize },
-    #[error("no signing keys have been loaded yet for pool {pool:?}")]
-    KeysUnavailable { pool: String },
+    #[error("no signing keys have been loaded yet for pool {name:?}")]
+    KeysUnavailable { pool: usize, name: String },
     #[error(transparent)]
     Rejected(#[from] Rejection),
 }
@@ -164,7 +166,7 @@ impl Validator {
             let result = self
                 .check_time(&cached.claims, now)
                 .and_then(|()| policy.check(&cached))
-                .map_err(|r| ValidationError::Rejected(r.in_pool(cached.pool)))
+                .map_err(|r| ValidationError::Rejected(r.about(&cached)))
                 .map(|()| cached);
             return Outcome {
                 hash,
@@ -180,7 +182,7 @@ impl Validator {
                 }
                 policy
                     .check(&verified)
-                    .map_err(|r| ValidationError::Rejected(r.in_pool(verified.pool)))
+                    .map_err(|r| ValidationError::Rejected(r.about(&verified)))
                     .map(|()| verified)
             }
             Err(error) => Err(error),
@@ -205,23 +207,27 @@ impl Validator {
             )
             .into());
         };
+        let kid = parsed.kid.as_str();
         let reject = |reason, message: String| {
-            ValidationError::Rejected(Rejection::new(reason, message).in_pool(pool))
+            ValidationError::Rejected(Rejection::new(reason, message).in_pool(pool).with_kid(kid))
         };
-        let key = match self.keys.key(pool, &parsed.kid).await {
+        let lookup = self
+            .keys
+            .key(pool, kid)
+            .instrument(tracing::debug_span!("jwks.key_lookup"))
+            .await;
+        let key = match lookup {
             KeyLookup::Found(key) => key,
             KeyLookup::Unknown => {
                 return Err(reject(
                     Reason::UnknownKey,
-                    format!(
-                        "kid {} is not in the pool's key set",
-                        token::printable(&parsed.kid)
-                    ),
+                    format!("kid {} is not in the pool's key set", token::printable(kid)),
                 ));
             }
             KeyLookup::NoKeysYet => {
                 return Err(ValidationError::KeysUnavailable {
-                    pool: self.keys.pool_name(pool).to_string(),
+                    pool,
+                    name: self.keys.pool_name(pool).to_string(),
                 });
             }
         };
@@ -235,24 +241,43 @@ impl Validator {
                 ),
             ));
         }
-        if !key.verify(
-            parsed.alg,
-            parsed.signing_input.as_bytes(),
-            &parsed.signature,
-        ) {
+        let signature_ok = tracing::debug_span!("jwt.verify_signature").in_scope(|| {
+            key.verify(
+                parsed.alg,
+                parsed.signing_input.as_bytes(),
+                &parsed.signature,
+            )
+        });
+        if !signature_ok {
             return Err(reject(
                 Reason::BadSignature,
                 "the signature does not match the pool's key".into(),
             ));
         }
-        let claims = parsed.claims;
-        self.check_time(&claims, now)
-            .map_err(|r| ValidationError::Rejected(r.in_pool(pool)))?;
+        // From here on the claims are genuine: rejections may name the subject.
+        let sub = parsed.claims.sub.as_deref();
+        let token_use_claim = match parsed.claims.token_use.as_deref() {
+            Some("id") => Some(TokenUse::Id),
+            Some("access") => Some(TokenUse::Access),
+            _ => None,
+        };
+        let reject = |reason, message: String| {
+            ValidationError::Rejected(
+                Rejection::new(reason, message)
+                    .in_pool(pool)
+                    .with_kid(kid)
+                    .verified(sub, token_use_claim),
+            )
+        };
+        if let Err(rejection) = self.check_time(&parsed.claims, now) {
+            return Err(reject(rejection.reason, rejection.message.into_owned()));
+        }
         let rules = &self.pools[pool];
-        let token_use = match claims.token_use.as_deref() {
-            Some("id") => TokenUse::Id,
-            Some("access") => TokenUse::Access,
-            Some(other) => {
+        let claims = &parsed.claims;
+        let token_use = match token_use_claim {
+            Some(token_use) => token_use,
+            None if claims.token_use.is_some() => {
+                let other = claims.token_use.as_deref().unwrap_or_default();
                 return Err(reject(
                     Reason::WrongTokenUse,
                     format!("token_use {} is not id or access", token::printable(other)),
@@ -312,7 +337,7 @@ impl Validator {
             token_use,
             client_id,
             scopes,
-            claims,
+            claims: parsed.claims,
             payload_json: parsed.payload_json,
         })
     }

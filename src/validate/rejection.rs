@@ -61,6 +61,11 @@ pub struct Rejection {
     pub message: Cow<'static, str>,
     /// The configured pool the token claimed, once the issuer was recognised.
     pub pool: Option<usize>,
+    /// The header's `kid`, once parsed (for the audit log).
+    pub kid: Option<String>,
+    /// `sub` and `token_use`, only once the signature was verified.
+    pub sub: Option<String>,
+    pub token_use: Option<crate::config::TokenUse>,
 }
 
 impl Rejection {
@@ -69,11 +74,37 @@ impl Rejection {
             reason,
             message: message.into(),
             pool: None,
+            kid: None,
+            sub: None,
+            token_use: None,
         }
     }
 
     pub(crate) fn in_pool(mut self, pool: usize) -> Self {
         self.pool = Some(pool);
+        self
+    }
+
+    pub(crate) fn with_kid(mut self, kid: &str) -> Self {
+        self.kid = Some(kid.to_owned());
+        self
+    }
+
+    /// Adds the context of a verified token that failed the request's policy.
+    pub(crate) fn about(self, token: &super::VerifiedToken) -> Self {
+        self.in_pool(token.pool)
+            .with_kid(&token.kid)
+            .verified(token.claims.sub.as_deref(), Some(token.token_use))
+    }
+
+    /// Adds what is known once the signature is good.
+    pub(crate) fn verified(
+        mut self,
+        sub: Option<&str>,
+        token_use: Option<crate::config::TokenUse>,
+    ) -> Self {
+        self.sub = sub.map(str::to_owned);
+        self.token_use = token_use;
         self
     }
 }

@@ -201,6 +201,7 @@ pub fn config_for(jwks_url: &str) -> Config {
     config.jwks.retry_backoff_min_ms = 50;
     config.jwks.retry_backoff_max_ms = 200;
     config.userinfo.cognito_lookup = false;
+    config.metrics.listen = "127.0.0.1:0".into();
     config
 }
 

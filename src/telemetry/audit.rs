@@ -1,0 +1,82 @@
+//! The audit log: one event per rejected token, under the tracing target
+//! `token_validator::audit` so operators can route it separately. A token
+//! bucket bounds the rate, so a flood of bad tokens cannot flood the logs; what
+//! it drops is counted (metric) and reported with the next event written.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use super::metrics::Metrics;
+use crate::validate::{Rejection, TokenHash, hash_prefix};
+
+/// A rate-limited writer of audit events.
+pub struct AuditLog {
+    rate: f64,
+    bucket: Mutex<(f64, Instant)>,
+    suppressed: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+impl AuditLog {
+    /// At most `per_sec` events a second, with bursts of the same size.
+    pub fn new(per_sec: u32, metrics: Arc<Metrics>) -> Self {
+        let rate = f64::from(per_sec.max(1));
+        Self {
+            rate,
+            bucket: Mutex::new((rate, Instant::now())),
+            suppressed: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    fn admit(&self) -> bool {
+        let mut bucket = self.bucket.lock().expect("not poisoned");
+        let now = Instant::now();
+        let (tokens, last) = *bucket;
+        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.rate);
+        if tokens >= 1.0 {
+            *bucket = (tokens - 1.0, now);
+            true
+        } else {
+            *bucket = (tokens, now);
+            false
+        }
+    }
+
+    /// Records a rejection: `pool` is the configured pool's name when known.
+    pub fn rejected(
+        &self,
+        rpc: &'static str,
+        rejection: &Rejection,
+        pool: Option<&str>,
+        hash: &TokenHash,
+        peer: Option<SocketAddr>,
+    ) {
+        if !self.admit() {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            self.metrics.record_audit_suppressed();
+            return;
+        }
+        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        tracing::info!(
+            target: "token_validator::audit",
+            event = "token_rejected",
+            rpc,
+            reason = rejection.reason.as_str(),
+            pool,
+            kid = rejection.kid.as_deref(),
+            sub = rejection.sub.as_deref(),
+            peer = peer.map(|p| p.to_string()),
+            token = %hash_prefix(hash),
+            suppressed_before = suppressed,
+            "token rejected: {}",
+            rejection.message
+        );
+    }
+}

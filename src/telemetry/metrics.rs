@@ -1,0 +1,398 @@
+//! The service's OpenTelemetry instruments, exported as Prometheus text on the
+//! metrics port and, when OTLP is configured, pushed over OTLP.
+//!
+//! Label sets are bounded: a pool is its configured name (never a raw `iss`),
+//! reasons are the fixed enum names, and no `kid` or token value is ever a label.
+//! Names follow OpenTelemetry semantic conventions where one exists
+//! (`rpc.server.duration`, `rpc.server.active_requests`) and carry the
+//! `token_validator.` prefix otherwise.
+
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use opentelemetry::{
+    KeyValue, StringValue, Value,
+    metrics::{Counter, Histogram, Meter, MeterProvider as _, UpDownCounter},
+};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+
+use crate::{
+    config::{Config, TokenUse},
+    jwks::{FetchError, KeySet, KeyStore, KeyStoreObserver},
+    validate::{Outcome, ValidationError, Validator},
+};
+
+/// Latency buckets in seconds: fine below a millisecond (cache hits take
+/// microseconds), coarse up to the GetUser timeout.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_01, 0.000_025, 0.000_05, 0.000_075, 0.000_1, 0.000_25, 0.000_5, 0.000_75, 0.001, 0.002_5,
+    0.005, 0.007_5, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Every instrument, with label values prepared once.
+pub struct Metrics {
+    provider: SdkMeterProvider,
+    registry: Option<prometheus::Registry>,
+    pools: Vec<KeyValue>,
+    validations: Counter<u64>,
+    validation_duration: Histogram<f64>,
+    rpc_duration: Histogram<f64>,
+    rpc_active: UpDownCounter<i64>,
+    cache_hits: Counter<u64>,
+    cache_misses: Counter<u64>,
+    jwks_fetches: Counter<u64>,
+    jwks_fetch_duration: Histogram<f64>,
+    unknown_kid_refetches: Counter<u64>,
+    unknown_kid_suppressed: Counter<u64>,
+    rotations: Counter<u64>,
+    get_user_lookups: Counter<u64>,
+    get_user_duration: Histogram<f64>,
+    get_user_cache_hits: Counter<u64>,
+    audit_suppressed: Counter<u64>,
+}
+
+fn shared(value: &str) -> Value {
+    Value::String(StringValue::from(Arc::<str>::from(value)))
+}
+
+impl Metrics {
+    /// Builds the meter provider: a Prometheus registry when the metrics port is
+    /// on, an OTLP periodic reader when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub fn new(config: &Config) -> anyhow::Result<Arc<Self>> {
+        let mut builder = SdkMeterProvider::builder().with_resource(super::resource());
+        let registry = if config.metrics.enabled {
+            let registry = prometheus::Registry::new();
+            builder = builder.with_reader(
+                opentelemetry_prometheus::exporter()
+                    .with_registry(registry.clone())
+                    .build()?,
+            );
+            Some(registry)
+        } else {
+            None
+        };
+        if super::otlp_enabled() {
+            let exporter = opentelemetry_otlp::MetricExporter::builder().build()?;
+            builder = builder.with_reader(PeriodicReader::builder(exporter).build());
+        }
+        let provider = builder.build();
+        let meter = provider.meter("token-validator");
+        Ok(Arc::new(Self::with_meter(
+            config,
+            provider.clone(),
+            registry,
+            &meter,
+        )))
+    }
+
+    fn with_meter(
+        config: &Config,
+        provider: SdkMeterProvider,
+        registry: Option<prometheus::Registry>,
+        meter: &Meter,
+    ) -> Self {
+        let latency = |name: &'static str, description: &'static str| {
+            meter
+                .f64_histogram(name)
+                .with_unit("s")
+                .with_description(description)
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build()
+        };
+        let counter = |name: &'static str, description: &'static str| {
+            meter
+                .u64_counter(name)
+                .with_description(description)
+                .build()
+        };
+        Self {
+            pools: config
+                .pools
+                .iter()
+                .map(|p| KeyValue::new("pool", shared(&p.name)))
+                .collect(),
+            validations: counter(
+                "token_validator.validations",
+                "Tokens checked, by result (valid/invalid/error), reason, token_use and pool",
+            ),
+            validation_duration: latency(
+                "token_validator.validation.duration",
+                "Time to answer one token, by rpc and cache (hit/miss)",
+            ),
+            rpc_duration: latency(
+                "rpc.server.duration",
+                "gRPC calls served, by rpc.method and rpc.grpc.status_code",
+            ),
+            rpc_active: meter
+                .i64_up_down_counter("rpc.server.active_requests")
+                .with_description("gRPC calls in flight, by rpc.method")
+                .build(),
+            cache_hits: counter(
+                "token_validator.token_cache.hits",
+                "Verified-token cache hits",
+            ),
+            cache_misses: counter(
+                "token_validator.token_cache.misses",
+                "Verified-token cache misses",
+            ),
+            jwks_fetches: counter(
+                "token_validator.jwks.fetches",
+                "JWKS fetches, by pool and result (ok/http_error/timeout/invalid)",
+            ),
+            jwks_fetch_duration: latency(
+                "token_validator.jwks.fetch.duration",
+                "JWKS fetch time, by pool",
+            ),
+            unknown_kid_refetches: counter(
+                "token_validator.jwks.unknown_kid_refetches",
+                "Refetches triggered by an unknown kid, by pool",
+            ),
+            unknown_kid_suppressed: counter(
+                "token_validator.jwks.unknown_kid_suppressed",
+                "Unknown-kid misses answered without a fetch (cooldown or remembered kid), by pool",
+            ),
+            rotations: counter(
+                "token_validator.jwks.rotations",
+                "Key sets replaced by one with other kids, by pool",
+            ),
+            get_user_lookups: counter(
+                "token_validator.get_user.lookups",
+                "Cognito GetUser calls, by result (ok/not_authorized/error)",
+            ),
+            get_user_duration: latency(
+                "token_validator.get_user.duration",
+                "Cognito GetUser call time",
+            ),
+            get_user_cache_hits: counter(
+                "token_validator.get_user.cache_hits",
+                "GetUserInfo answers served from the GetUser cache",
+            ),
+            audit_suppressed: counter(
+                "token_validator.audit.suppressed",
+                "Audit events dropped by the rate limit",
+            ),
+            provider,
+            registry,
+        }
+    }
+
+    /// Registers the gauges read from live state (cache size, keys, key age).
+    /// Weak references: the gauges never keep the service alive.
+    pub fn observe(&self, validator: &Arc<Validator>) {
+        let meter = self.provider.meter("token-validator");
+        let pools = self.pools.clone();
+        let keys: Weak<KeyStore> = Arc::downgrade(validator.key_store());
+        let weak_validator = Arc::downgrade(validator);
+        let _ = meter
+            .u64_observable_gauge("token_validator.token_cache.entries")
+            .with_description("Verified tokens cached")
+            .with_callback({
+                let validator = weak_validator.clone();
+                move |gauge| {
+                    if let Some(cache) = validator
+                        .upgrade()
+                        .and_then(|v| v.cache().map(|c| c.entry_count_estimate()))
+                    {
+                        gauge.observe(cache, &[]);
+                    }
+                }
+            })
+            .build();
+        let _ = meter
+            .u64_observable_gauge("token_validator.token_cache.weighted_size")
+            .with_unit("By")
+            .with_description("Summed weight of cached verified tokens")
+            .with_callback(move |gauge| {
+                if let Some(size) = weak_validator
+                    .upgrade()
+                    .and_then(|v| v.cache().map(|c| c.weighted_size()))
+                {
+                    gauge.observe(size, &[]);
+                }
+            })
+            .build();
+        let _ = meter
+            .u64_observable_gauge("token_validator.jwks.keys")
+            .with_description("Usable keys per pool")
+            .with_callback({
+                let keys = keys.clone();
+                let pools = pools.clone();
+                move |gauge| {
+                    if let Some(keys) = keys.upgrade() {
+                        for (i, pool) in pools.iter().enumerate() {
+                            gauge.observe(keys.key_count(i) as u64, std::slice::from_ref(pool));
+                        }
+                    }
+                }
+            })
+            .build();
+        let _ = meter
+            .f64_observable_gauge("token_validator.jwks.key_age")
+            .with_unit("s")
+            .with_description("Seconds since the last successful JWKS fetch, per pool")
+            .with_callback(move |gauge| {
+                if let Some(keys) = keys.upgrade() {
+                    for (i, pool) in pools.iter().enumerate() {
+                        if let Some(age) = keys.key_age(i) {
+                            gauge.observe(age.as_secs_f64(), std::slice::from_ref(pool));
+                        }
+                    }
+                }
+            })
+            .build();
+    }
+
+    /// The Prometheus text exposition of every instrument.
+    pub fn prometheus_text(&self) -> Option<String> {
+        use prometheus::Encoder;
+        let registry = self.registry.as_ref()?;
+        let mut buffer = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut buffer)
+            .ok()?;
+        String::from_utf8(buffer).ok()
+    }
+
+    fn pool(&self, pool: Option<usize>) -> KeyValue {
+        pool.and_then(|p| self.pools.get(p).cloned())
+            .unwrap_or_else(|| KeyValue::new("pool", "unknown"))
+    }
+
+    fn pool_named(&self, name: &str) -> KeyValue {
+        self.pools
+            .iter()
+            .find(|kv| kv.value.as_str() == name)
+            .cloned()
+            .unwrap_or_else(|| KeyValue::new("pool", "unknown"))
+    }
+
+    /// One answered token: the validations counter, cache counters and latency.
+    pub fn record_validation(&self, rpc: &'static str, outcome: &Outcome, elapsed: Duration) {
+        let (result, reason, token_use, pool) = match &outcome.result {
+            Ok(token) => ("valid", "none", Some(token.token_use), Some(token.pool)),
+            Err(ValidationError::Rejected(r)) => {
+                ("invalid", r.reason.as_str(), r.token_use, r.pool)
+            }
+            Err(ValidationError::KeysUnavailable { pool, .. }) => {
+                ("error", "keys_unavailable", None, Some(*pool))
+            }
+            Err(ValidationError::EmptyToken) => ("error", "empty_token", None, None),
+            Err(ValidationError::TooLarge { .. }) => ("error", "too_large", None, None),
+        };
+        self.validations.add(
+            1,
+            &[
+                KeyValue::new("result", result),
+                KeyValue::new("reason", reason),
+                KeyValue::new("token_use", token_use.map_or("unknown", TokenUse::as_str)),
+                self.pool(pool),
+            ],
+        );
+        let cache = if outcome.cache_hit { "hit" } else { "miss" };
+        if !matches!(
+            outcome.result,
+            Err(ValidationError::EmptyToken | ValidationError::TooLarge { .. })
+        ) {
+            if outcome.cache_hit {
+                self.cache_hits.add(1, &[]);
+            } else {
+                self.cache_misses.add(1, &[]);
+            }
+        }
+        self.validation_duration.record(
+            elapsed.as_secs_f64(),
+            &[KeyValue::new("rpc", rpc), KeyValue::new("cache", cache)],
+        );
+    }
+
+    /// A gRPC call started; returns a guard that records its end.
+    pub fn rpc_started(self: &Arc<Self>, method: &'static str) -> RpcTimer {
+        self.rpc_active
+            .add(1, &[KeyValue::new("rpc.method", method)]);
+        RpcTimer {
+            metrics: self.clone(),
+            method,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// One Cognito GetUser call (`cache_hit` calls made none).
+    pub fn record_get_user(
+        &self,
+        result: &'static str,
+        elapsed: Option<Duration>,
+        cache_hit: bool,
+    ) {
+        if cache_hit {
+            self.get_user_cache_hits.add(1, &[]);
+            return;
+        }
+        self.get_user_lookups
+            .add(1, &[KeyValue::new("result", result)]);
+        if let Some(elapsed) = elapsed {
+            self.get_user_duration.record(elapsed.as_secs_f64(), &[]);
+        }
+    }
+
+    pub fn record_audit_suppressed(&self) {
+        self.audit_suppressed.add(1, &[]);
+    }
+}
+
+/// Records a gRPC call's duration and status when finished.
+pub struct RpcTimer {
+    metrics: Arc<Metrics>,
+    method: &'static str,
+    started: std::time::Instant,
+}
+
+impl RpcTimer {
+    /// `code` is the gRPC status code number (0 = OK).
+    pub fn finish(self, code: i32) {
+        let method = KeyValue::new("rpc.method", self.method);
+        self.metrics.rpc_duration.record(
+            self.started.elapsed().as_secs_f64(),
+            &[
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", crate::grpc::SERVICE_NAME),
+                method.clone(),
+                KeyValue::new("rpc.grpc.status_code", i64::from(code)),
+            ],
+        );
+        self.metrics.rpc_active.add(-1, &[method]);
+    }
+}
+
+impl KeyStoreObserver for Metrics {
+    fn fetched(&self, pool: &str, result: Result<&KeySet, &FetchError>, elapsed: Duration) {
+        let pool = self.pool_named(pool);
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(error) => error.kind(),
+        };
+        self.jwks_fetches
+            .add(1, &[pool.clone(), KeyValue::new("result", outcome)]);
+        self.jwks_fetch_duration
+            .record(elapsed.as_secs_f64(), &[pool]);
+    }
+
+    fn rotated(&self, pool: &str, _old: &[&str], _new: &[&str]) {
+        self.rotations.add(1, &[self.pool_named(pool)]);
+    }
+
+    fn unknown_kid_refetch(&self, pool: &str) {
+        self.unknown_kid_refetches.add(1, &[self.pool_named(pool)]);
+    }
+
+    fn unknown_kid_suppressed(&self, pool: &str) {
+        self.unknown_kid_suppressed.add(1, &[self.pool_named(pool)]);
+    }
+}
+
+impl Drop for Metrics {
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown();
+    }
+}
