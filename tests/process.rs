@@ -5,52 +5,15 @@ mod common;
 
 use std::{
     io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Stdio},
+    time::Duration,
 };
 
-use common::*;
+use common::{process::*, *};
 use token_validator::{
     dev::SigningKey,
     grpc::{client as grpc_client, proto},
 };
-
-const BIN: &str = env!("CARGO_BIN_EXE_token-validator");
-
-/// Kills the child when the test ends, whatever happens.
-struct Process(Child);
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
-
-async fn health_of(url: &str) -> Option<i32> {
-    let channel = grpc_client::connect(url, Duration::from_secs(1))
-        .await
-        .ok()?;
-    grpc_client::health(channel, "").await.ok()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_traffic_drains_in_flight_calls_and_exits_zero() {
@@ -61,34 +24,18 @@ async fn sigterm_mid_traffic_drains_in_flight_calls_and_exits_zero() {
     let config = dir.path().join("config.yaml");
     std::fs::write(
         &config,
-        format!(
-            "listen: 127.0.0.1:{port}\n\
-             pools:\n  - name: main\n    region: {REGION}\n    user_pool_id: {POOL_ID}\n    client_ids: [{CLIENT_ID}]\n    jwks_url: {jwks}\n\
-             userinfo:\n  cognito_endpoint: http://{addr}/\n  timeout_ms: 5000\n\
-             server:\n  shutdown_delay_ms: 1000\n  shutdown_grace_secs: 10\n\
-             metrics:\n  listen: 127.0.0.1:0\n",
-            jwks = cognito.url(),
-            addr = cognito.addr,
+        serve_config(
+            port,
+            free_port(),
+            &cognito,
+            "server:\n  shutdown_delay_ms: 1000\n  shutdown_grace_secs: 10\n",
         ),
     )
     .unwrap();
-    let mut process = Process(
-        Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut process = Process::serve(&config, &dir.path().join("stderr.log"), &[]);
     let url = format!("http://127.0.0.1:{port}");
-    let url_for_poll = url.clone();
     assert!(
-        eventually(|| {
-            let url = url_for_poll.clone();
-            async move { health_of(&url).await == Some(1) }
-        })
-        .await,
+        wait_serving(&url).await,
         "the service never reported SERVING"
     );
 
@@ -133,7 +80,8 @@ async fn sigterm_mid_traffic_drains_in_flight_calls_and_exits_zero() {
         let info = answer.expect("an in-flight call failed during shutdown");
         assert_eq!(info.username, "slow-user");
     }
-    let status = wait_exit(&mut process.0, Duration::from_secs(15))
+    let status = process
+        .wait_exit(Duration::from_secs(15))
         .expect("did not exit within the grace period");
     assert!(status.success(), "exit status {status:?}");
 }

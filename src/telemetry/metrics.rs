@@ -193,7 +193,7 @@ impl Metrics {
                 move |gauge| {
                     if let Some(cache) = validator
                         .upgrade()
-                        .and_then(|v| v.cache().map(|c| c.entry_count_estimate()))
+                        .and_then(|v| v.cache().map(|c| c.entry_count()))
                     {
                         gauge.observe(cache, &[]);
                     }

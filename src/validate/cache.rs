@@ -80,17 +80,14 @@ impl TokenCache {
         self.entries.insert(hash, Expiring { value: token, ttl });
     }
 
-    /// Entries now cached (runs moka's pending bookkeeping first: not for the hot path).
+    /// Entries now cached (runs moka's pending bookkeeping first: for tests and
+    /// gauges, not for the hot path).
     pub fn entry_count(&self) -> u64 {
         self.entries.run_pending_tasks();
         self.entries.entry_count()
     }
 
-    /// Entries cached, as moka last counted them (cheap; for gauges).
-    pub fn entry_count_estimate(&self) -> u64 {
-        self.entries.entry_count()
-    }
-
+    /// Summed weight, as of the last bookkeeping (call after [`TokenCache::entry_count`]).
     pub fn weighted_size(&self) -> u64 {
         self.entries.weighted_size()
     }
