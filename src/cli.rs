@@ -1,8 +1,11 @@
 //! The command line: `serve`, `dev`, `validate`, `userinfo`, `health`.
 //!
 //! Client commands exit 0 when the answer is good (valid token, profile,
-//! SERVING), 1 when it is a clear "no" (invalid token, NOT_SERVING), and 2 when
-//! no answer could be had (bad arguments, service unreachable, gRPC error).
+//! SERVING), 1 when it is a clear "no" (invalid token, unauthenticated), and 2
+//! when no answer could be had (bad arguments, service unreachable, gRPC
+//! error). `health` exits 1 for anything but SERVING, unreachable included, as
+//! container health checks expect. `--addr` takes `http://HOST:PORT` or
+//! `unix:///path/to.sock`.
 
 use std::{io::Read, net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 

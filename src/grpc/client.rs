@@ -21,8 +21,29 @@ pub enum ClientError {
     Status(#[from] tonic::Status),
 }
 
-/// Connects to the service at `addr` (e.g. `http://127.0.0.1:50051`).
+/// Connects to the service at `addr`: `http://HOST:PORT`, or `unix:///path`
+/// for a sidecar listening on a Unix domain socket.
 pub async fn connect(addr: &str, timeout: Duration) -> Result<Channel, ClientError> {
+    if let Some(path) = addr.strip_prefix("unix://") {
+        let path = std::path::PathBuf::from(path);
+        // The URI is required by the API but unused: the connector dials the socket.
+        let endpoint = Endpoint::from_static("http://localhost")
+            .connect_timeout(timeout)
+            .timeout(timeout);
+        return endpoint
+            .connect_with_connector(tower::service_fn(move |_| {
+                let path = path.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(path).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                }
+            }))
+            .await
+            .map_err(|source| ClientError::Connect {
+                addr: addr.into(),
+                source,
+            });
+    }
     let endpoint = Endpoint::from_shared(addr.to_string())
         .map_err(|e| ClientError::BadAddress {
             addr: addr.into(),
