@@ -248,6 +248,14 @@ impl KeyStore {
                 return Err(error);
             }
         };
+        self.install(pool, set);
+        Ok(())
+    }
+
+    /// Replaces the pool's key set (logging skipped keys and rotations) and
+    /// updates readiness. Callers fetched and parsed `set` already.
+    pub fn install(&self, pool: usize, set: KeySet) {
+        let entry = &self.pools[pool];
         for skipped in set.skipped() {
             tracing::warn!(pool = %entry.name, "JWKS key skipped: {skipped}");
         }
@@ -282,7 +290,6 @@ impl KeyStore {
         if !*self.ready.borrow() && (0..self.pools.len()).all(|p| self.sets.contains_key(&p)) {
             self.ready.send_replace(true);
         }
-        Ok(())
     }
 
     /// Fetches until the first success (backing off), then refreshes every interval.

@@ -1,0 +1,134 @@
+//! Counting answers and printing the result as a table or JSON.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use hdrhistogram::Histogram;
+use serde_json::json;
+
+/// What one run observed.
+pub struct Report {
+    pub label: String,
+    pub elapsed: Duration,
+    pub ok: u64,
+    /// Non-OK gRPC codes, wrong answers ("wrong_answer") and transport errors, by name.
+    pub errors: BTreeMap<String, u64>,
+    /// Answers by reason (REASON_UNSPECIFIED = valid).
+    pub reasons: BTreeMap<String, u64>,
+    /// Latency in microseconds.
+    pub latency: Histogram<u64>,
+    pub server_rss_mib: Option<f64>,
+    pub jwks_fetches: Option<f64>,
+    pub target_rate: Option<f64>,
+}
+
+impl Report {
+    pub fn new(label: String) -> Self {
+        Self {
+            label,
+            elapsed: Duration::ZERO,
+            ok: 0,
+            errors: BTreeMap::new(),
+            reasons: BTreeMap::new(),
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            server_rss_mib: None,
+            jwks_fetches: None,
+            target_rate: None,
+        }
+    }
+
+    pub fn merge(&mut self, other: &Report) {
+        self.ok += other.ok;
+        for (k, v) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.reasons {
+            *self.reasons.entry(k.clone()).or_default() += v;
+        }
+        self.latency.add(&other.latency).expect("same bounds");
+    }
+
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.ok + self.error_count()
+    }
+
+    pub fn rps(&self) -> f64 {
+        self.requests() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn ms(&self, quantile: f64) -> f64 {
+        self.latency.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "label": self.label,
+            "requests": self.requests(),
+            "ok": self.ok,
+            "errors": self.errors,
+            "reasons": self.reasons,
+            "seconds": self.elapsed.as_secs_f64(),
+            "target_rate": self.target_rate,
+            "requests_per_sec": self.rps(),
+            "latency_ms": {
+                "p50": self.ms(0.50), "p90": self.ms(0.90), "p99": self.ms(0.99),
+                "p99_9": self.ms(0.999), "max": self.latency.max() as f64 / 1000.0,
+            },
+            "server_rss_mib": self.server_rss_mib,
+            "jwks_fetches": self.jwks_fetches,
+        })
+    }
+
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{}\n  requests {} in {:.2} s = {:.0} req/s{}\n  latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}\n",
+            self.label,
+            self.requests(),
+            self.elapsed.as_secs_f64(),
+            self.rps(),
+            self.target_rate
+                .map_or(String::new(), |r| format!(" (open loop, target {r:.0}/s)")),
+            self.ms(0.50),
+            self.ms(0.90),
+            self.ms(0.99),
+            self.ms(0.999),
+            self.latency.max() as f64 / 1000.0,
+        );
+        out.push_str("  answers   ");
+        for (reason, count) in &self.reasons {
+            out.push_str(&format!(" {reason}={count}"));
+        }
+        out.push('\n');
+        out.push_str(&format!("  errors    {}", self.error_count()));
+        for (error, count) in &self.errors {
+            out.push_str(&format!(" {error}={count}"));
+        }
+        out.push('\n');
+        if let Some(rss) = self.server_rss_mib {
+            out.push_str(&format!("  server RSS {rss:.1} MiB\n"));
+        }
+        if let Some(fetches) = self.jwks_fetches {
+            out.push_str(&format!("  JWKS fetches during the run {fetches}\n"));
+        }
+        out
+    }
+}
+
+/// Resident set size of a process, from /proc (Linux).
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Sum of a Prometheus counter's samples in a scrape.
+pub fn prometheus_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
