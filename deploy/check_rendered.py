@@ -36,6 +36,7 @@ CONFIG_KEYS = {
     "token_cache": {"enabled", "max_ttl_secs", "max_weight_bytes"},
     "metrics": {"enabled", "listen"},
     "server": {"shutdown_delay_ms", "shutdown_grace_secs", "max_request_bytes"},
+    "audit": {"max_events_per_sec"},
 }
 DASHBOARD_METRICS = (
     "token_validator_validations_total",
