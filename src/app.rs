@@ -8,7 +8,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{
     config::Config,
-    grpc::{GrpcServer, Listener},
+    grpc::{GrpcServer, Listener, tls::TlsSource},
     jwks::KeyStore,
     telemetry::{audit::AuditLog, metrics::Metrics},
     userinfo::UserInfoService,
@@ -24,6 +24,7 @@ pub struct App {
     pub userinfo: Arc<UserInfoService>,
     pub metrics: Arc<Metrics>,
     pub audit: Arc<AuditLog>,
+    pub tls: Option<Arc<TlsSource>>,
 }
 
 /// The bound sockets of a service.
@@ -49,6 +50,7 @@ impl App {
             config.audit.max_events_per_sec,
             metrics.clone(),
         ));
+        let tls = config.tls.as_ref().map(TlsSource::load).transpose()?;
         Ok(Self {
             config: Arc::new(config),
             keys,
@@ -56,6 +58,7 @@ impl App {
             userinfo,
             metrics,
             audit,
+            tls,
         })
     }
 
@@ -100,6 +103,7 @@ impl App {
             self.userinfo,
             self.metrics,
             self.audit,
+            self.tls,
             self.config.server.clone(),
         );
         let result = server.serve(listeners.grpc, shutdown).await;

@@ -51,6 +51,9 @@ pub struct Config {
     pub server: ServerConfig,
     pub metrics: MetricsConfig,
     pub audit: AuditConfig,
+    /// TLS (and optionally mTLS) on the gRPC port; absent: plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             metrics: MetricsConfig::default(),
             audit: AuditConfig::default(),
+            tls: None,
         }
     }
 }
@@ -262,6 +266,14 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Largest gRPC request message accepted.
     pub max_request_bytes: usize,
+    /// ValidateToken/GetUserInfo calls in flight at once; beyond, RESOURCE_EXHAUSTED at once (no queue).
+    pub max_concurrent_requests: usize,
+    /// A call running longer than this is cancelled (DEADLINE_EXCEEDED-like `CANCELLED`).
+    pub request_timeout_ms: u64,
+    /// HTTP/2 streams one connection may have open.
+    pub max_concurrent_streams: u32,
+    /// Optional per-caller limit (by mTLS client certificate, else by peer IP), requests/s; 0 = off.
+    pub rate_limit_per_caller: u32,
 }
 
 impl Default for ServerConfig {
@@ -270,6 +282,10 @@ impl Default for ServerConfig {
             shutdown_delay_ms: 0,
             shutdown_grace_secs: 20,
             max_request_bytes: 64 * 1024,
+            max_concurrent_requests: 1024,
+            request_timeout_ms: 10_000,
+            max_concurrent_streams: 256,
+            rate_limit_per_caller: 0,
         }
     }
 }
@@ -307,6 +323,30 @@ impl Default for AuditConfig {
             max_events_per_sec: 100,
         }
     }
+}
+
+/// TLS for the gRPC port. Files are re-read when they change (polled) and on SIGHUP;
+/// established connections keep their session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the server.
+    pub cert_file: std::path::PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: std::path::PathBuf,
+    /// PEM CA bundle: when set, clients must present a certificate chaining to it (mTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<std::path::PathBuf>,
+    /// With mTLS: only these client identities (a DNS or URI SAN, or the subject CN) may call.
+    #[serde(default)]
+    pub allowed_client_names: Vec<String>,
+    /// How often the files are checked for changes.
+    #[serde(default = "default_tls_reload")]
+    pub reload_interval_secs: u64,
+}
+
+fn default_tls_reload() -> u64 {
+    10
 }
 
 /// Where the gRPC server listens.
@@ -526,6 +566,40 @@ impl Config {
                     ),
                 )
             })?;
+        }
+        if let Some(tls) = &self.tls {
+            for (key, path) in [
+                ("tls.cert_file", Some(&tls.cert_file)),
+                ("tls.key_file", Some(&tls.key_file)),
+                ("tls.client_ca_file", tls.client_ca_file.as_ref()),
+            ] {
+                if let Some(path) = path
+                    && !path.is_file()
+                {
+                    return Err(invalid(
+                        key,
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+            }
+            if !tls.allowed_client_names.is_empty() && tls.client_ca_file.is_none() {
+                return Err(invalid(
+                    "tls.allowed_client_names",
+                    "needs tls.client_ca_file (client names are only known with mTLS)",
+                ));
+            }
+            if tls.reload_interval_secs == 0 {
+                return Err(invalid("tls.reload_interval_secs", "must be > 0"));
+            }
+        }
+        if self.server.max_concurrent_requests == 0
+            || self.server.request_timeout_ms == 0
+            || self.server.max_concurrent_streams == 0
+        {
+            return Err(invalid(
+                "server",
+                "max_concurrent_requests, request_timeout_ms and max_concurrent_streams must be > 0",
+            ));
         }
         if self.audit.max_events_per_sec == 0 {
             return Err(invalid("audit.max_events_per_sec", "must be > 0"));

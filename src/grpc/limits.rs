@@ -1,13 +1,19 @@
-//! Keeps the contract's status codes at the transport limit: a request larger
-//! than `server.max_request_bytes` is refused by tonic's decoder with
-//! OUT_OF_RANGE; the contract promises INVALID_ARGUMENT for an oversized
-//! token, so this layer rewrites that one status (and nothing else).
+//! Limits at the edge: admission control (calls in flight, per-caller rate)
+//! and the status code of an over-limit request.
+//!
+//! A request larger than `server.max_request_bytes` is refused by tonic's
+//! decoder with OUT_OF_RANGE; the contract promises INVALID_ARGUMENT for an
+//! oversized token, so [`OversizeIsInvalidArgument`] rewrites that one status.
 
 use std::{
     future::Future,
     pin::Pin,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
+    time::{Duration, Instant},
 };
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use tower::{Layer, Service};
 
@@ -68,5 +74,99 @@ where
             }
             Ok(response)
         })
+    }
+}
+
+/// Admission control for the service's calls: a global cap on calls in flight
+/// (RESOURCE_EXHAUSTED at once when full: no queue to grow) and an optional
+/// per-caller rate limit, keyed by the mTLS client certificate when there is
+/// one and by the peer IP otherwise.
+pub struct Admission {
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+    per_caller: Option<CallerLimiter>,
+}
+
+impl Admission {
+    pub fn new(max_in_flight: usize, per_caller_per_sec: u32) -> Self {
+        Self {
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            per_caller: (per_caller_per_sec > 0).then(|| CallerLimiter::new(per_caller_per_sec)),
+        }
+    }
+
+    /// A permit to run the call, held until it ends.
+    pub fn admit<T>(
+        &self,
+        request: &tonic::Request<T>,
+    ) -> Result<OwnedSemaphorePermit, tonic::Status> {
+        if let Some(limiter) = &self.per_caller
+            && let Some(caller) = Caller::of(request)
+            && !limiter.allow(caller)
+        {
+            return Err(tonic::Status::resource_exhausted(
+                "rate limit for this caller exceeded (server.rate_limit_per_caller)",
+            ));
+        }
+        self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            tonic::Status::resource_exhausted(format!(
+                "server busy: {} calls in flight (server.max_concurrent_requests)",
+                self.max_in_flight
+            ))
+        })
+    }
+}
+
+/// Who is calling, for the per-caller limit.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Caller {
+    Certificate([u8; 32]),
+    Address(std::net::IpAddr),
+}
+
+impl Caller {
+    fn of<T>(request: &tonic::Request<T>) -> Option<Self> {
+        if let Some(leaf) = request
+            .peer_certs()
+            .and_then(|certs| certs.first().cloned())
+        {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf.as_ref());
+            let mut hash = [0u8; 32];
+            hash.copy_from_slice(digest.as_ref());
+            return Some(Caller::Certificate(hash));
+        }
+        request.remote_addr().map(|addr| Caller::Address(addr.ip()))
+    }
+}
+
+/// Token buckets per caller, forgotten after a minute of silence.
+struct CallerLimiter {
+    rate: f64,
+    buckets: moka::sync::Cache<Caller, Arc<Mutex<(f64, Instant)>>>,
+}
+
+impl CallerLimiter {
+    fn new(per_sec: u32) -> Self {
+        Self {
+            rate: f64::from(per_sec),
+            buckets: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    fn allow(&self, caller: Caller) -> bool {
+        let bucket = self
+            .buckets
+            .get_with(caller, || Arc::new(Mutex::new((self.rate, Instant::now()))));
+        let mut bucket = bucket.lock().expect("not poisoned");
+        let now = Instant::now();
+        let tokens =
+            (bucket.0 + now.duration_since(bucket.1).as_secs_f64() * self.rate).min(self.rate);
+        let allowed = tokens >= 1.0;
+        *bucket = (if allowed { tokens - 1.0 } else { tokens }, now);
+        allowed
     }
 }

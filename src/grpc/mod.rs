@@ -7,6 +7,7 @@ mod convert;
 mod limits;
 mod server;
 mod service;
+pub mod tls;
 
 /// The generated types of `proto/tokenvalidator/v1/token_validator.proto`.
 pub mod proto {

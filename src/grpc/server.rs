@@ -12,6 +12,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use super::{
     SERVICE_NAME, limits::OversizeIsInvalidArgument, proto, service::TokenValidatorService,
+    tls::TlsSource,
 };
 use crate::{
     config::{ListenAddr, ServerConfig},
@@ -57,6 +58,7 @@ pub struct GrpcServer {
     userinfo: Arc<UserInfoService>,
     metrics: Arc<Metrics>,
     audit: Arc<AuditLog>,
+    tls: Option<Arc<TlsSource>>,
     config: ServerConfig,
 }
 
@@ -66,6 +68,7 @@ impl GrpcServer {
         userinfo: Arc<UserInfoService>,
         metrics: Arc<Metrics>,
         audit: Arc<AuditLog>,
+        tls: Option<Arc<TlsSource>>,
         config: ServerConfig,
     ) -> Self {
         Self {
@@ -73,6 +76,7 @@ impl GrpcServer {
             userinfo,
             metrics,
             audit,
+            tls,
             config,
         }
     }
@@ -113,6 +117,7 @@ impl GrpcServer {
                 self.userinfo.clone(),
                 self.metrics.clone(),
                 self.audit.clone(),
+                &self.config,
             ))
             .max_decoding_message_size(self.config.max_request_bytes);
         let router = Server::builder()
@@ -120,6 +125,7 @@ impl GrpcServer {
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .max_concurrent_streams(self.config.max_concurrent_streams)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -129,27 +135,33 @@ impl GrpcServer {
         let stopped = async {
             let _ = stop_rx.await;
         };
-        let serving: std::pin::Pin<
+        let mut background = Vec::new();
+        let mut serving: std::pin::Pin<
             Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
-        > = match listener {
-            Listener::Tcp(listener) => Box::pin(router.serve_with_incoming_shutdown(
+        > = match (listener, &self.tls) {
+            (Listener::Tcp(listener), Some(tls)) => {
+                let (incoming, accept) = super::tls::incoming(listener, tls.clone());
+                background.push(accept);
+                background.push(tls.spawn_reloader());
+                Box::pin(router.serve_with_incoming_shutdown(incoming, stopped))
+            }
+            (Listener::Tcp(listener), None) => Box::pin(router.serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 stopped,
             )),
-            Listener::Unix(listener, _) => Box::pin(router.serve_with_incoming_shutdown(
+            (Listener::Unix(listener, _), _) => Box::pin(router.serve_with_incoming_shutdown(
                 tokio_stream::wrappers::UnixListenerStream::new(listener),
                 stopped,
             )),
         };
-        let mut serving = serving;
+        background.push(readiness);
         tokio::select! {
             result = &mut serving => {
-                readiness.abort();
+                background.iter().for_each(|t| t.abort());
                 return result;
             }
             () = shutdown => {}
         }
-        readiness.abort();
         set_health(&health, ServingStatus::NotServing).await;
         let delay = Duration::from_millis(self.config.shutdown_delay_ms);
         tracing::info!(

@@ -2,14 +2,19 @@
 //! requests to the validator and the user-info service, with each call's span
 //! (continuing the caller's `traceparent`), metrics and audit event.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{convert, proto};
+use super::{convert, limits::Admission, proto};
 use crate::{
+    config::ServerConfig,
     telemetry::{audit::AuditLog, metrics::Metrics, parent_context},
     userinfo::{UserInfoError, UserInfoService},
     validate::{Outcome, Policy, ValidationError, Validator, hash_prefix},
@@ -21,6 +26,8 @@ pub struct TokenValidatorService {
     userinfo: Arc<UserInfoService>,
     metrics: Arc<Metrics>,
     audit: Arc<AuditLog>,
+    admission: Admission,
+    timeout: Duration,
 }
 
 /// The span of one RPC; fields are filled in as the answer becomes known.
@@ -52,13 +59,52 @@ impl TokenValidatorService {
         userinfo: Arc<UserInfoService>,
         metrics: Arc<Metrics>,
         audit: Arc<AuditLog>,
+        config: &ServerConfig,
     ) -> Self {
         Self {
             validator,
             userinfo,
             metrics,
             audit,
+            admission: Admission::new(config.max_concurrent_requests, config.rate_limit_per_caller),
+            timeout: Duration::from_millis(config.request_timeout_ms),
         }
+    }
+
+    /// What every call goes through: metrics, its span, admission control and
+    /// the per-call timeout around `body`.
+    async fn handle<T, R, F>(
+        &self,
+        method: &'static str,
+        request: Request<T>,
+        body: impl FnOnce(T, Option<SocketAddr>) -> F,
+    ) -> Result<Response<R>, Status>
+    where
+        F: std::future::Future<Output = Result<Response<R>, Status>>,
+    {
+        let timer = self.metrics.rpc_started(method);
+        let span = rpc_span(method, &request);
+        let result = match self.admission.admit(&request) {
+            Err(status) => Err(status),
+            Ok(_permit) => {
+                let peer = request.remote_addr();
+                let call = body(request.into_inner(), peer).instrument(span.clone());
+                match tokio::time::timeout(self.timeout, call).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Status::deadline_exceeded(format!(
+                        "the call took longer than server.request_timeout_ms ({} ms)",
+                        self.timeout.as_millis()
+                    ))),
+                }
+            }
+        };
+        let code = match &result {
+            Ok(_) => 0,
+            Err(status) => status.code() as i32,
+        };
+        span.record("rpc.grpc.status_code", code);
+        timer.finish(code);
+        result
     }
 
     fn pool_name(&self, pool: usize) -> &str {
@@ -121,11 +167,7 @@ impl proto::token_validator_server::TokenValidator for TokenValidatorService {
         &self,
         request: Request<proto::ValidateTokenRequest>,
     ) -> Result<Response<proto::ValidateTokenResponse>, Status> {
-        let timer = self.metrics.rpc_started("ValidateToken");
-        let span = rpc_span("ValidateToken", &request);
-        let peer = request.remote_addr();
-        let result = async {
-            let request = request.into_inner();
+        self.handle("ValidateToken", request, |request, peer| async move {
             let policy = Policy {
                 token_use: convert::token_use(request.expected_token_use)?,
                 required_scopes: request.required_scopes,
@@ -157,22 +199,15 @@ impl proto::token_validator_server::TokenValidator for TokenValidatorService {
                 }
                 Err(error) => Err(convert::validation_status(&error)),
             }
-        }
-        .instrument(span.clone())
-        .await;
-        finish(timer, &span, &result);
-        result
+        })
+        .await
     }
 
     async fn get_user_info(
         &self,
         request: Request<proto::GetUserInfoRequest>,
     ) -> Result<Response<proto::GetUserInfoResponse>, Status> {
-        let timer = self.metrics.rpc_started("GetUserInfo");
-        let span = rpc_span("GetUserInfo", &request);
-        let peer = request.remote_addr();
-        let result = async {
-            let request = request.into_inner();
+        self.handle("GetUserInfo", request, |request, peer| async move {
             let started = Instant::now();
             let (outcome, result) = self.userinfo.user_info(&request.token).await;
             self.observe(
@@ -200,23 +235,7 @@ impl proto::token_validator_server::TokenValidator for TokenValidatorService {
                     Err(convert::user_info_status(&error))
                 }
             }
-        }
-        .instrument(span.clone())
-        .await;
-        finish(timer, &span, &result);
-        result
+        })
+        .await
     }
-}
-
-fn finish<T>(
-    timer: crate::telemetry::metrics::RpcTimer,
-    span: &tracing::Span,
-    result: &Result<T, Status>,
-) {
-    let code = match result {
-        Ok(_) => 0,
-        Err(status) => status.code() as i32,
-    };
-    span.record("rpc.grpc.status_code", code);
-    timer.finish(code);
 }
