@@ -3,8 +3,13 @@
 //! padding, exact types, no duplicate known keys) and bounded (serde_json's
 //! recursion limit), and nothing here trusts the token yet.
 
+use std::{borrow::Cow, collections::HashSet};
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use serde::Deserialize;
+use serde::{
+    Deserialize, Deserializer,
+    de::{IgnoredAny, MapAccess, Visitor},
+};
 
 use super::rejection::{Reason, Rejection};
 use crate::jwks::SigningAlgorithm;
@@ -95,6 +100,9 @@ pub fn parse<'a>(
         .map_err(|_| malformed("header is not unpadded base64url"))?;
     let header: Header = serde_json::from_slice(&header_json)
         .map_err(|_| malformed("header is not a JSON object with a string alg"))?;
+    if !unique_keys(&header_json) {
+        return Err(malformed("header repeats a parameter"));
+    }
     check_alg_name(&header.alg)?;
     let alg = SigningAlgorithm::from_name(&header.alg)
         .filter(|alg| allowed.contains(alg))
@@ -121,6 +129,9 @@ pub fn parse<'a>(
             format!("payload is not valid Cognito claims: {}", claim_error(&e)),
         )
     })?;
+    if !unique_keys(payload_json.as_bytes()) {
+        return Err(malformed("payload repeats a claim"));
+    }
     if signature_b64.is_empty() {
         return Err(malformed("signature is empty"));
     }
@@ -136,6 +147,36 @@ pub fn parse<'a>(
         signing_input,
         signature,
     })
+}
+
+/// False when a JSON object repeats a top-level key: parsers disagree on which
+/// value wins, which is how signature-check/use confusion attacks start.
+/// (Not-an-object errors are reported by the typed parse.)
+fn unique_keys(json: &[u8]) -> bool {
+    struct Unique(bool);
+    struct UniqueVisitor;
+    impl<'de> Visitor<'de> for UniqueVisitor {
+        type Value = Unique;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                map.next_value::<IgnoredAny>()?;
+                if !seen.insert(key) {
+                    return Ok(Unique(false));
+                }
+            }
+            Ok(Unique(true))
+        }
+    }
+    impl<'de> Deserialize<'de> for Unique {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_map(UniqueVisitor)
+        }
+    }
+    serde_json::from_slice::<Unique>(json).map_or(true, |u| u.0)
 }
 
 /// `none` (any case) and HMAC algorithms are refused whatever the configuration says.
@@ -223,6 +264,15 @@ mod tests {
             token(r#"{"alg":"RS256"}"#, PAYLOAD),
             token(r#"{"alg":"RS256","kid":"k","crit":["exp"]}"#, PAYLOAD),
             token(r#"{"alg":"RS256","alg":"RS256","kid":"k"}"#, PAYLOAD),
+            token(r#"{"alg":"RS256","kid":"k","jku":"a","jku":"b"}"#, PAYLOAD),
+            token(
+                r#"{"alg":"RS256","kid":"k"}"#,
+                r#"{"iss":"x","exp":10,"exp":99999999999}"#,
+            ),
+            token(
+                r#"{"alg":"RS256","kid":"k"}"#,
+                r#"{"iss":"x","exp":10,"custom:a":"1","custom:a":"2"}"#,
+            ),
             token(r#"{"alg":"RS256","kid":"k"}"#, r#"{"iss":"x","exp":"10"}"#),
             token(r#"{"alg":"RS256","kid":"k"}"#, r#"{"iss":"x","exp":1.5}"#),
             token(
