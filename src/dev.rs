@@ -355,6 +355,39 @@ impl IssuerState {
     }
 }
 
+/// The issuer of [`offline_app`]'s pool.
+pub const OFFLINE_ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_offline";
+
+/// A service trusting one pool whose key set is `keys`, installed directly (no
+/// HTTP): for fuzzing, property tests and micro-benchmarks. Its JWKS URL is a
+/// closed loopback port, so an unknown-kid refetch fails fast. Validating needs
+/// a Tokio runtime (a refetch runs as a task). Token cache off: every call checks.
+pub fn offline_app(keys: &[&SigningKey]) -> anyhow::Result<crate::App> {
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        pools: vec![PoolConfig {
+            name: "offline".into(),
+            region: DEV_REGION.into(),
+            user_pool_id: "us-east-1_offline".into(),
+            client_ids: vec![DEV_CLIENT_ID.into()],
+            token_use: vec![TokenUse::Id, TokenUse::Access],
+            issuer: None,
+            jwks_url: Some("http://127.0.0.1:9/jwks.json".into()),
+            allow_any_client: false,
+        }],
+        ..Config::default()
+    };
+    config.metrics.enabled = false;
+    config.token_cache.enabled = false;
+    config.userinfo.cognito_lookup = false;
+    config.jwks.fetch_timeout_ms = 200;
+    let app = crate::App::new(config)?;
+    let document = json!({ "keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>() });
+    app.keys
+        .install(0, KeySet::from_json(document.to_string().as_bytes())?);
+    Ok(app)
+}
+
 async fn jwks(State(state): State<Arc<IssuerState>>) -> Json<Value> {
     Json(json!({ "keys": [state.key.jwk()] }))
 }

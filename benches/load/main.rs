@@ -413,8 +413,7 @@ async fn drive(
             }
         }
         Some(rate) => {
-            // Open loop: request i is due at start + i/rate, whatever came back before;
-            // latency counts from that due time, so queueing shows (no coordinated omission).
+            // Open loop: request i is due at start + i/rate, whatever came back before.
             let in_flight = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1) * 64));
             let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
             let mut tasks = tokio::task::JoinSet::new();
@@ -437,10 +436,19 @@ async fn drive(
                 let token = tokens.token(kind, n, &mut rng);
                 let client = clients[(n as usize) % clients.len()].clone();
                 let report = report.clone();
+                // Latency counts from the due time when the sender is behind schedule
+                // (queueing shows: no coordinated omission), but not for the up to one
+                // timer tick (1 ms) by which a sleep can overshoot a due time.
+                let now = Instant::now();
+                let start = if now.duration_since(due) > TIMER_TICK {
+                    due
+                } else {
+                    now
+                };
                 tasks.spawn(async move {
                     let answer = call(client, rpc, token).await;
                     let mut r = report.lock().unwrap();
-                    record(&mut r, kind, answer, due.elapsed());
+                    record(&mut r, kind, answer, start.elapsed());
                     drop(permit);
                 });
                 n += 1;
@@ -458,6 +466,9 @@ async fn drive(
     report.target_rate = args.rate;
     report
 }
+
+/// Tokio's timer resolution: a sleep may end this much after its deadline.
+const TIMER_TICK: Duration = Duration::from_millis(1);
 
 /// The answer to one request: the reason (Unspecified = valid) or a gRPC error code name.
 type Answer = Result<Reason, String>;

@@ -183,12 +183,16 @@ impl KeyStore {
             return KeyLookup::Unknown;
         }
         if !self.refetch_for_unknown_kid(pool).await {
+            // Within the cooldown: answer at once. Not remembered either, so a flood
+            // of random kids costs no cache writes; the cooldown alone bounds fetches.
             self.observer.unknown_kid_suppressed(&self.pools[pool].name);
+            return KeyLookup::Unknown;
         }
         match self.sets.get(&pool) {
             Some(now) => match now.set.get(kid) {
                 Some(key) => KeyLookup::Found(key.clone()),
                 None => {
+                    // Checked against a fresh key set: remembered until the set changes.
                     self.unknown_kids.insert(memory_key, now.generation);
                     KeyLookup::Unknown
                 }

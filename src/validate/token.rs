@@ -132,6 +132,11 @@ pub fn parse<'a>(
     if !unique_keys(payload_json.as_bytes()) {
         return Err(malformed("payload repeats a claim"));
     }
+    if nesting_depth(payload_json.as_bytes()) > MAX_JSON_DEPTH {
+        // Ignored claims are skipped without recursion, but callers parse `json`:
+        // no genuine Cognito token nests beyond a few levels.
+        return Err(malformed("payload nests too deeply"));
+    }
     if signature_b64.is_empty() {
         return Err(malformed("signature is empty"));
     }
@@ -147,6 +152,35 @@ pub fn parse<'a>(
         signing_input,
         signature,
     })
+}
+
+/// Deepest JSON nesting accepted in a payload (Cognito's nest two levels).
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// The deepest nesting of arrays and objects in a JSON text (strings skipped).
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// False when a JSON object repeats a top-level key: parsers disagree on which
@@ -294,6 +328,21 @@ mod tests {
         for (i, t) in cases.iter().enumerate() {
             assert_eq!(reason(t), Reason::Malformed, "case {i}");
         }
+    }
+
+    #[test]
+    fn nesting_depth_skips_strings() {
+        assert_eq!(nesting_depth(br#"{"a":[1,{"b":2}]}"#), 3);
+        assert_eq!(nesting_depth(br#"{"a":"[[[[\"{{{{"}"#), 1);
+        let deep = format!(
+            r#"{{"iss":"x","exp":1,"n":{}1{}}}"#,
+            "[".repeat(40),
+            "]".repeat(40)
+        );
+        assert_eq!(
+            reason(&token(r#"{"alg":"RS256","kid":"k"}"#, &deep)),
+            Reason::Malformed
+        );
     }
 
     #[test]

@@ -74,8 +74,10 @@ impl VerifiedToken {
             + self.client_id.len()
             + self.kid.len()
             + self.payload_json.len()
-            // The cache key, the Arc and moka's own bookkeeping.
-            + 128;
+            // The cache key, the Arc, allocator headers of the ~20 allocations and
+            // moka's own bookkeeping. Calibrated against RSS: 55k cached entries of
+            // 1 KiB tokens grew RSS by ~1.9 KiB each while the sum above said ~1.2 KiB.
+            + 768;
         u32::try_from(total).unwrap_or(u32::MAX)
     }
 }

@@ -52,10 +52,19 @@ pub enum Mode {
     Up,
     /// Answers this status with an HTML body.
     Status(u16),
+    /// 200, `application/json`, a body that is not JSON.
+    Garbage,
+    /// 200 with a body of this many bytes.
+    Huge(usize),
+    /// 302 to the same path on another host.
+    RedirectTo(String),
+    /// Alternates between the published keys and `Vec<Value>` on every fetch.
+    Flapping(Vec<Value>),
 }
 
 struct ServerState {
     keys: Mutex<Vec<Value>>,
+    get_user_status: Mutex<u16>,
     mode: Mutex<Mode>,
     delay: Mutex<Duration>,
     fetches: AtomicUsize,
@@ -69,6 +78,7 @@ struct ServerState {
 pub struct JwksServer {
     state: Arc<ServerState>,
     pub addr: SocketAddr,
+    task: Arc<tokio::task::JoinHandle<()>>,
 }
 
 impl JwksServer {
@@ -79,22 +89,42 @@ impl JwksServer {
     pub async fn start_on(addr: SocketAddr, keys: &[&SigningKey]) -> Self {
         let state = Arc::new(ServerState {
             keys: Mutex::new(keys.iter().map(|k| k.jwk()).collect()),
+            get_user_status: Mutex::new(200),
             mode: Mutex::new(Mode::Up),
             delay: Mutex::new(Duration::ZERO),
             fetches: AtomicUsize::new(0),
             get_user_delay: Mutex::new(Duration::ZERO),
             get_user_calls: AtomicUsize::new(0),
         });
-        let router = Router::new()
-            .route("/jwks.json", get(serve_jwks))
-            .route("/", post(serve_get_user))
-            .with_state(state.clone());
+        let router = routes(state.clone());
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
         });
-        Self { state, addr }
+        Self {
+            state,
+            addr,
+            task: Arc::new(task),
+        }
+    }
+
+    /// Stops listening: connections are refused until [`JwksServer::restart`].
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Listens again on the same address, with the same state.
+    pub async fn restart(&mut self) {
+        let router = routes(self.state.clone());
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.task = Arc::new(tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        }));
     }
 
     pub fn url(&self) -> String {
@@ -115,6 +145,11 @@ impl JwksServer {
 
     pub fn set_delay(&self, delay: Duration) {
         *self.state.delay.lock().unwrap() = delay;
+    }
+
+    /// Makes GetUser answer this HTTP status (500: an AWS InternalErrorException).
+    pub fn set_get_user_status(&self, status: u16) {
+        *self.state.get_user_status.lock().unwrap() = status;
     }
 
     pub fn set_get_user_delay(&self, delay: Duration) {
@@ -142,26 +177,63 @@ impl JwksServer {
     }
 }
 
+fn routes(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/jwks.json", get(serve_jwks))
+        .route("/", post(serve_get_user))
+        .with_state(state)
+}
+
 async fn serve_jwks(State(state): State<Arc<ServerState>>) -> axum::response::Response {
-    state.fetches.fetch_add(1, Ordering::SeqCst);
+    let n = state.fetches.fetch_add(1, Ordering::SeqCst);
     let delay = *state.delay.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     let mode = state.mode.lock().unwrap().clone();
+    let json = |keys: Vec<Value>| {
+        (
+            // No keep-alive: a stopped server must look down to every client.
+            [
+                ("content-type", "application/json"),
+                ("connection", "close"),
+            ],
+            json!({ "keys": keys }).to_string(),
+        )
+            .into_response()
+    };
     match mode {
-        Mode::Up => {
-            let keys = state.keys.lock().unwrap().clone();
-            (
-                [("content-type", "application/json")],
-                json!({ "keys": keys }).to_string(),
-            )
-                .into_response()
-        }
+        Mode::Up => json(state.keys.lock().unwrap().clone()),
+        Mode::Flapping(other) if n % 2 == 1 => json(other),
+        Mode::Flapping(_) => json(state.keys.lock().unwrap().clone()),
         Mode::Status(code) => (
             StatusCode::from_u16(code).unwrap(),
-            [("content-type", "text/html")],
+            [("content-type", "text/html"), ("connection", "close")],
             "<html>unavailable</html>",
+        )
+            .into_response(),
+        Mode::Garbage => (
+            [
+                ("content-type", "application/json"),
+                ("connection", "close"),
+            ],
+            "{\"keys\": [ this is not json",
+        )
+            .into_response(),
+        Mode::Huge(size) => (
+            [
+                ("content-type", "application/json"),
+                ("connection", "close"),
+            ],
+            format!("{{\"keys\":[],\"pad\":\"{}\"}}", "x".repeat(size)),
+        )
+            .into_response(),
+        Mode::RedirectTo(host) => (
+            StatusCode::FOUND,
+            [
+                ("location", format!("http://{host}/jwks.json")),
+                ("connection", "close".to_string()),
+            ],
         )
             .into_response(),
     }
@@ -172,6 +244,15 @@ async fn serve_get_user(State(state): State<Arc<ServerState>>) -> axum::response
     let delay = *state.get_user_delay.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
+    }
+    let status = *state.get_user_status.lock().unwrap();
+    if status != 200 {
+        return (
+            StatusCode::from_u16(status).unwrap(),
+            [("content-type", "application/x-amz-json-1.1")],
+            json!({"__type": "InternalErrorException", "message": "boom"}).to_string(),
+        )
+            .into_response();
     }
     (
         [("content-type", "application/x-amz-json-1.1")],
