@@ -274,6 +274,13 @@ pub struct ServerConfig {
     pub max_concurrent_streams: u32,
     /// Optional per-caller limit (by mTLS client certificate, else by peer IP), requests/s; 0 = off.
     pub rate_limit_per_caller: u32,
+    /// HTTP/2 PING sent after this much silence; a peer that does not answer
+    /// within `http2_keepalive_timeout_secs` is disconnected.
+    pub http2_keepalive_interval_secs: u64,
+    pub http2_keepalive_timeout_secs: u64,
+    /// Close connections older than this (after a grace for calls in flight), so
+    /// long-lived HTTP/2 clients spread over new replicas; 0 = never.
+    pub max_connection_age_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -286,6 +293,9 @@ impl Default for ServerConfig {
             request_timeout_ms: 10_000,
             max_concurrent_streams: 256,
             rate_limit_per_caller: 0,
+            http2_keepalive_interval_secs: 30,
+            http2_keepalive_timeout_secs: 10,
+            max_connection_age_secs: 0,
         }
     }
 }
@@ -591,6 +601,14 @@ impl Config {
             if tls.reload_interval_secs == 0 {
                 return Err(invalid("tls.reload_interval_secs", "must be > 0"));
             }
+        }
+        if self.server.http2_keepalive_interval_secs == 0
+            || self.server.http2_keepalive_timeout_secs == 0
+        {
+            return Err(invalid(
+                "server.http2_keepalive_interval_secs",
+                "keepalive interval and timeout must be > 0",
+            ));
         }
         if self.server.max_concurrent_requests == 0
             || self.server.request_timeout_ms == 0

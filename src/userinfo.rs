@@ -47,7 +47,7 @@ pub struct UserProfile {
 }
 
 /// Why no profile could be given.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum UserInfoError {
     /// The token did not validate (or could not be checked).
     #[error(transparent)]
@@ -154,36 +154,38 @@ impl UserInfoService {
             self.metrics.record_get_user("ok", None, true);
             return Ok(hit.value);
         }
-        let started = std::time::Instant::now();
-        let result = self
-            .get_user(access_token, token)
-            .instrument(tracing::debug_span!("cognito.get_user"))
-            .await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(UserInfoError::NotAuthorized(_)) => "not_authorized",
-            Err(_) => "error",
-        };
-        self.metrics
-            .record_get_user(outcome, Some(started.elapsed()), false);
-        let profile = Arc::new(result?);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let until_exp = Duration::from_secs(u64::try_from(token.expires_at() - now).unwrap_or(0));
-        let ttl = self.cache_ttl.min(until_exp);
-        if !ttl.is_zero() {
-            self.cache
-                .insert(
-                    hash,
-                    Expiring {
-                        value: profile.clone(),
-                        ttl,
-                    },
-                )
-                .await;
-        }
-        Ok(profile)
+        // try_get_with: concurrent first lookups of one token share one GetUser
+        // call; failures are not cached.
+        let entry = self
+            .cache
+            .try_get_with(hash, async {
+                let started = std::time::Instant::now();
+                let result = self
+                    .get_user(access_token, token)
+                    .instrument(tracing::debug_span!("cognito.get_user"))
+                    .await;
+                let outcome = match &result {
+                    Ok(_) => "ok",
+                    Err(UserInfoError::NotAuthorized(_)) => "not_authorized",
+                    Err(_) => "error",
+                };
+                self.metrics
+                    .record_get_user(outcome, Some(started.elapsed()), false);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let until_exp =
+                    Duration::from_secs(u64::try_from(token.expires_at() - now).unwrap_or(0));
+                // A zero TTL (token about to expire) expires the entry at once.
+                let ttl = self.cache_ttl.min(until_exp);
+                result.map(|profile| Expiring {
+                    value: Arc::new(profile),
+                    ttl,
+                })
+            })
+            .await
+            .map_err(|error: Arc<UserInfoError>| (*error).clone())?;
+        Ok(entry.value)
     }
 
     /// Calls Cognito's GetUser with the access token.

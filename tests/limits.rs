@@ -107,3 +107,71 @@ async fn the_per_caller_rate_limit_refuses_the_excess() {
     assert!(codes.contains(&Code::ResourceExhausted), "{codes:?}");
     assert!(ok < 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_the_per_connection_limit_wait_for_a_free_stream() {
+    let key = SigningKey::generate("k").unwrap();
+    let jwks = JwksServer::start(&[&key]).await;
+    jwks.set_get_user_delay(Duration::from_millis(800));
+    let service = service_with(|c| c.server.max_concurrent_streams = 2, &jwks).await;
+    // One HTTP/2 connection: the server's SETTINGS allow 2 open streams on it.
+    let channel = grpc_client::connect(&service.url(), TIMEOUT).await.unwrap();
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        let channel = channel.clone();
+        let token = key.sign_claims(&access_claims());
+        calls.push(tokio::spawn(async move {
+            grpc_client::user_info(channel, token).await
+        }));
+    }
+    assert!(eventually(|| async { jwks.get_user_calls() >= 2 }).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        jwks.get_user_calls(),
+        2,
+        "more than 2 streams were open on one connection"
+    );
+    for call in calls {
+        assert!(
+            call.await.unwrap().is_ok(),
+            "a queued stream failed instead of waiting"
+        );
+    }
+    assert_eq!(jwks.get_user_calls(), 4);
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let key = SigningKey::generate("k").unwrap();
+    let jwks = JwksServer::start(&[&key]).await;
+    let service = service_with(
+        |c| {
+            c.server.http2_keepalive_interval_secs = 1;
+            c.server.http2_keepalive_timeout_secs = 1;
+        },
+        &jwks,
+    )
+    .await;
+    // A raw HTTP/2 client: preface and SETTINGS, then silence (no ACKs, no PING replies).
+    let mut socket = tokio::net::TcpStream::connect(&service.addr).await.unwrap();
+    socket
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    socket
+        .write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(8), async {
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server kept a silent connection open");
+}

@@ -173,3 +173,28 @@ async fn get_user_answers_are_cached_and_a_failing_lookup_is_unavailable() {
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(validate(&mut client, request(other)).await.valid);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_lookups_of_one_token_share_one_get_user_call() {
+    use common::*;
+    use token_validator::dev::SigningKey;
+    let key = SigningKey::generate("k").unwrap();
+    let cognito = JwksServer::start(&[&key]).await;
+    cognito.set_get_user_delay(std::time::Duration::from_millis(300));
+    let mut config = config_for(&cognito.url());
+    config.userinfo.cognito_lookup = true;
+    config.userinfo.cognito_endpoint = format!("http://{}/", cognito.addr);
+    let service = start_service(config).await;
+    let client = client(&service).await;
+    let token = key.sign_claims(&access_claims());
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let (mut client, token) = (client.clone(), token.clone());
+            tokio::spawn(async move { user_info(&mut client, &token).await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap().unwrap().username, "slow-user");
+    }
+    assert_eq!(cognito.get_user_calls(), 1);
+}

@@ -120,11 +120,21 @@ impl GrpcServer {
                 &self.config,
             ))
             .max_decoding_message_size(self.config.max_request_bytes);
-        let router = Server::builder()
+        let mut builder = Server::builder();
+        if self.config.max_connection_age_secs > 0 {
+            builder = builder
+                .max_connection_age(Duration::from_secs(self.config.max_connection_age_secs))
+                .max_connection_age_grace(Duration::from_secs(self.config.shutdown_grace_secs));
+        }
+        let router = builder
             .layer(OversizeIsInvalidArgument)
             .tcp_nodelay(true)
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .http2_keepalive_interval(Some(Duration::from_secs(
+                self.config.http2_keepalive_interval_secs,
+            )))
+            .http2_keepalive_timeout(Some(Duration::from_secs(
+                self.config.http2_keepalive_timeout_secs,
+            )))
             .max_concurrent_streams(self.config.max_concurrent_streams)
             .add_service(health_service)
             .add_service(reflection_v1)
