@@ -12,7 +12,6 @@ use std::{
     collections::{BTreeMap, HashMap, HashSet},
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use aws_lc_rs::{
@@ -34,6 +33,7 @@ use serde_json::{Value, json};
 use crate::{
     config::{Config, PoolConfig, TokenUse},
     jwks::{KeySet, SigningAlgorithm},
+    validate::unix_now,
 };
 
 /// An RSA-2048 signing key with its `kid`, generated in memory.
@@ -147,12 +147,6 @@ struct IssuerState {
 pub struct DevIssuer {
     state: Arc<IssuerState>,
     addr: SocketAddr,
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn random_id() -> String {

@@ -171,9 +171,7 @@ impl UserInfoService {
                 };
                 self.metrics
                     .record_get_user(outcome, Some(started.elapsed()), false);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
+                let now = crate::validate::unix_now();
                 let until_exp =
                     Duration::from_secs(u64::try_from(token.expires_at() - now).unwrap_or(0));
                 // A zero TTL (token about to expire) expires the entry at once.

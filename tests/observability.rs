@@ -265,15 +265,10 @@ async fn spans_and_metrics_reach_an_otlp_receiver_without_the_token() {
 
     let key = SigningKey::generate("k").unwrap();
     let jwks = JwksServer::start(&[&key]).await;
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(&config, serve_config(port, free_port(), &jwks, "")).unwrap();
-    let log = dir.path().join("stderr.log");
     let endpoint = format!("http://{otlp}");
-    let _process = Process::serve(
-        &config,
-        &log,
+    let served = serve(
+        &jwks,
+        "",
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
@@ -283,9 +278,9 @@ async fn spans_and_metrics_reach_an_otlp_receiver_without_the_token() {
             ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
             ("RUST_LOG", "info,token_validator=debug"),
         ],
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    assert!(wait_serving(&url).await);
+    )
+    .await;
+    let (url, log) = (served.url.clone(), served.log.clone());
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent_id = "00f067aa0ba902b7";
@@ -446,24 +441,13 @@ fn hex_trace(hex: &str) -> Vec<u8> {
 async fn the_audit_log_records_rejections_and_is_rate_limited() {
     let key = SigningKey::generate("k").unwrap();
     let jwks = JwksServer::start(&[&key]).await;
-    let port = free_port();
-    let metrics_port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        serve_config(
-            port,
-            metrics_port,
-            &jwks,
-            "audit:\n  max_events_per_sec: 5\n",
-        ),
+    let served = serve(
+        &jwks,
+        "audit:\n  max_events_per_sec: 5\n",
+        &[("RUST_LOG", "info")],
     )
-    .unwrap();
-    let log = dir.path().join("stderr.log");
-    let _process = Process::serve(&config, &log, &[("RUST_LOG", "info")]);
-    let url = format!("http://127.0.0.1:{port}");
-    assert!(wait_serving(&url).await);
+    .await;
+    let (url, log, metrics_port) = (served.url.clone(), served.log.clone(), served.metrics_port);
     let mut client =
         token_validator::grpc::proto::token_validator_client::TokenValidatorClient::connect(url)
             .await

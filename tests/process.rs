@@ -19,25 +19,13 @@ use token_validator::{
 async fn sigterm_mid_traffic_drains_in_flight_calls_and_exits_zero() {
     let key = SigningKey::generate("k").unwrap();
     let cognito = JwksServer::start(&[&key]).await;
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        serve_config(
-            port,
-            free_port(),
-            &cognito,
-            "server:\n  shutdown_delay_ms: 1000\n  shutdown_grace_secs: 10\n",
-        ),
+    let served = serve(
+        &cognito,
+        "server:\n  shutdown_delay_ms: 1000\n  shutdown_grace_secs: 10\n",
+        &[],
     )
-    .unwrap();
-    let mut process = Process::serve(&config, &dir.path().join("stderr.log"), &[]);
-    let url = format!("http://127.0.0.1:{port}");
-    assert!(
-        wait_serving(&url).await,
-        "the service never reported SERVING"
-    );
+    .await;
+    let (mut process, url) = (served.process, served.url.clone());
 
     // Slow GetUser answers keep 20 calls in flight while SIGTERM arrives.
     cognito.set_get_user_delay(Duration::from_millis(1500));

@@ -7,4 +7,4 @@ mod store;
 
 pub use fetch::{FetchError, JwksFetcher};
 pub use keyset::{KeySet, KeySetError, MIN_RSA_BITS, SigningAlgorithm, VerifyingKey};
-pub use store::{KeyLookup, KeyStore, KeyStoreObserver, LogObserver};
+pub use store::{KeyLookup, KeyStore, KeyStoreObserver};

@@ -16,7 +16,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use rand::Rng;
@@ -55,7 +55,7 @@ struct Pool {
     name: String,
     url: String,
     refetch: Mutex<RefetchState>,
-    last_success: Mutex<Option<(Instant, SystemTime)>>,
+    last_success: Mutex<Option<Instant>>,
 }
 
 /// Events the store reports (metrics and logs hang off these).
@@ -65,10 +65,6 @@ pub trait KeyStoreObserver: Send + Sync {
     fn unknown_kid_refetch(&self, _pool: &str) {}
     fn unknown_kid_suppressed(&self, _pool: &str) {}
 }
-
-/// An observer that only logs.
-pub struct LogObserver;
-impl KeyStoreObserver for LogObserver {}
 
 /// Holds every pool's keys and the machinery to keep them fresh.
 pub struct KeyStore {
@@ -147,10 +143,6 @@ impl KeyStore {
         &self.pools[pool].name
     }
 
-    pub fn pool_count(&self) -> usize {
-        self.pools.len()
-    }
-
     /// Number of usable keys of a pool (0 before the first fetch).
     pub fn key_count(&self, pool: usize) -> usize {
         self.sets.get(&pool).map_or(0, |i| i.set.len())
@@ -166,7 +158,7 @@ impl KeyStore {
     /// Time since the pool's last successful fetch.
     pub fn key_age(&self, pool: usize) -> Option<Duration> {
         let last = *self.pools[pool].last_success.lock().expect("not poisoned");
-        last.map(|(at, _)| at.elapsed())
+        last.map(|at| at.elapsed())
     }
 
     /// Looks `kid` up in `pool`'s keys, refetching once (single-flight, rate-limited) on a miss.
@@ -289,8 +281,7 @@ impl KeyStore {
                 generation,
             },
         );
-        *entry.last_success.lock().expect("not poisoned") =
-            Some((Instant::now(), SystemTime::now()));
+        *entry.last_success.lock().expect("not poisoned") = Some(Instant::now());
         if !*self.ready.borrow() && (0..self.pools.len()).all(|p| self.sets.contains_key(&p)) {
             self.ready.send_replace(true);
         }

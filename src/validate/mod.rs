@@ -87,7 +87,8 @@ pub fn strip_bearer(token: &str) -> &str {
     }
 }
 
-fn unix_now() -> i64 {
+/// Seconds since the Unix epoch, the unit of `exp`, `iat` and `nbf`.
+pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -98,3 +98,37 @@ pub async fn wait_serving(url: &str) -> bool {
     })
     .await
 }
+
+/// A `serve` process for one pool at `jwks`, SERVING, with its logs in a file.
+pub struct Served {
+    pub process: Process,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub metrics_port: u16,
+    /// The process's stderr (its logs).
+    pub log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Writes the config (`extra` YAML appended), starts `serve` with `env`, and
+/// waits (bounded) for SERVING.
+pub async fn serve(jwks: &super::JwksServer, extra: &str, env: &[(&str, &str)]) -> Served {
+    let (port, metrics_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, serve_config(port, metrics_port, jwks, extra)).unwrap();
+    let log = dir.path().join("stderr.log");
+    let process = Process::serve(&config, &log, env);
+    let url = format!("http://127.0.0.1:{port}");
+    assert!(
+        wait_serving(&url).await,
+        "the service never reported SERVING"
+    );
+    Served {
+        process,
+        url,
+        metrics_port,
+        log,
+        _dir: dir,
+    }
+}
