@@ -2,7 +2,7 @@
 //! the JWKS endpoint flaps between up and down. No valid call may fail, and
 //! after warm-up the process's RSS, file descriptors and Tokio tasks must stay
 //! flat. `SOAK_SECS` sets the length (CI: 20 s; the documented long run:
-//! `SOAK_SECS=300 cargo test --release --test soak -- --nocapture`).
+//! `SOAK_SECS=180 cargo test --test soak -- --nocapture`).
 
 mod common;
 
