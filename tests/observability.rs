@@ -311,6 +311,22 @@ async fn spans_and_metrics_reach_an_otlp_receiver_without_the_token() {
         .into_inner();
     assert!(!answer.valid);
 
+    // An unknown kid: the refetch it triggers is traced inside the caller's trace.
+    let refetch_trace = "0af7651916cd43dd8448eb211c80319c";
+    let mut unknown = tonic::Request::new(request(
+        SigningKey::generate("rotated-in")
+            .unwrap()
+            .sign_claims(&id_claims()),
+    ));
+    unknown.metadata_mut().insert(
+        "traceparent",
+        format!("00-{refetch_trace}-b7ad6b7169203331-01")
+            .parse()
+            .unwrap(),
+    );
+    let answer = client.validate_token(unknown).await.unwrap().into_inner();
+    assert_eq!(reason_of(&answer), Reason::UnknownKey);
+
     let wanted = hex_trace(trace_id);
     let found = eventually(|| async {
         receiver
@@ -403,6 +419,12 @@ async fn spans_and_metrics_reach_an_otlp_receiver_without_the_token() {
             "child span {child} missing"
         );
     }
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.trace_id == hex_trace(refetch_trace) && s.name == "jwks.fetch"),
+        "the unknown-kid refetch is not in the caller's trace"
+    );
     let rejected = spans
         .iter()
         .find(|s| {

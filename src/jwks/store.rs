@@ -207,16 +207,20 @@ impl KeyStore {
                     let (tx, rx) = watch::channel(false);
                     *state = RefetchState::InFlight(rx.clone());
                     self.observer.unknown_kid_refetch(&self.pools[pool].name);
-                    // Its own task, so a caller that goes away does not cancel the fetch.
+                    // Its own task, so a caller that goes away does not cancel the fetch;
+                    // its span stays a child of the request that triggered it.
                     let store = self.clone();
-                    tokio::spawn(async move {
-                        let _ = store.fetch_and_install(pool).await;
-                        *store.pools[pool].refetch.lock().expect("not poisoned") =
-                            RefetchState::Idle {
-                                last_finished: Some(Instant::now()),
-                            };
-                        let _ = tx.send(true);
-                    });
+                    tokio::spawn(
+                        async move {
+                            let _ = store.fetch_and_install(pool).await;
+                            *store.pools[pool].refetch.lock().expect("not poisoned") =
+                                RefetchState::Idle {
+                                    last_finished: Some(Instant::now()),
+                                };
+                            let _ = tx.send(true);
+                        }
+                        .in_current_span(),
+                    );
                     rx
                 }
             }
