@@ -187,7 +187,7 @@ impl proto::token_validator_server::TokenValidator for TokenValidatorService {
                     valid: true,
                     reason: proto::Reason::Unspecified as i32,
                     message: "valid".into(),
-                    claims: Some(convert::claims(&verified)),
+                    claims: Some(convert::claims(verified)),
                 })),
                 Err(ValidationError::Rejected(rejection)) => {
                     Ok(Response::new(proto::ValidateTokenResponse {
