@@ -8,100 +8,25 @@
 //! Routes: `GET /{pool}/.well-known/jwks.json`, `POST /` (GetUser, AWS JSON 1.1),
 //! `POST /dev/tokens` (mint), `POST /dev/revoke` (revoke an access token).
 
+mod routes;
+mod signing;
+
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     net::SocketAddr,
     sync::{Arc, Mutex},
 };
 
-use aws_lc_rs::{
-    rand::SystemRandom,
-    rsa::KeySize,
-    signature::{KeyPair, RSA_PKCS1_SHA256, RsaKeyPair},
-};
-use axum::{
-    Json, Router,
-    extract::State,
-    http::{HeaderMap, StatusCode},
-    response::IntoResponse,
-    routing::{get, post},
-};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub use signing::SigningKey;
+
 use crate::{
     config::{Config, PoolConfig, TokenUse},
-    jwks::{KeySet, SigningAlgorithm},
+    jwks::KeySet,
     validate::unix_now,
 };
-
-/// An RSA-2048 signing key with its `kid`, generated in memory.
-pub struct SigningKey {
-    kid: String,
-    key_pair: RsaKeyPair,
-}
-
-impl SigningKey {
-    pub fn generate(kid: impl Into<String>) -> Result<Self, aws_lc_rs::error::Unspecified> {
-        Ok(Self {
-            kid: kid.into(),
-            key_pair: RsaKeyPair::generate(KeySize::Rsa2048)?,
-        })
-    }
-
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// The public key as a JWK (`kty` RSA, `use` sig, `alg` RS256).
-    pub fn jwk(&self) -> Value {
-        let public = self.key_pair.public_key();
-        json!({
-            "kty": "RSA",
-            "use": "sig",
-            "alg": "RS256",
-            "kid": self.kid,
-            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
-            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
-        })
-    }
-
-    /// The public key as DER (PKCS#1 RSAPublicKey), e.g. to forge HS256 tokens in tests.
-    pub fn public_key_der(&self) -> Vec<u8> {
-        self.key_pair.public_key().as_ref().to_vec()
-    }
-
-    /// RS256 signature of `message`.
-    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
-        let mut signature = vec![0; self.key_pair.public_modulus_len()];
-        self.key_pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                message,
-                &mut signature,
-            )
-            .expect("signing with a freshly generated key cannot fail");
-        signature
-    }
-
-    /// A compact JWS of `claims` with exactly `header`, signed RS256.
-    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let signature = URL_SAFE_NO_PAD.encode(self.sign(input.as_bytes()));
-        format!("{input}.{signature}")
-    }
-
-    /// A compact JWS with the header Cognito uses (`kid`, `alg` RS256).
-    pub fn sign_claims(&self, claims: &Value) -> String {
-        self.sign_with_header(&json!({"kid": self.kid, "alg": "RS256"}), claims)
-    }
-}
 
 /// What to mint; every field has a dev default.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -173,15 +98,7 @@ impl DevIssuer {
             users: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashSet::new()),
         });
-        let router = Router::new()
-            .route(
-                &format!("/{DEV_USER_POOL_ID}/.well-known/jwks.json"),
-                get(jwks),
-            )
-            .route("/", post(cognito_api))
-            .route("/dev/tokens", post(mint_route))
-            .route("/dev/revoke", post(revoke_route))
-            .with_state(state.clone());
+        let router = routes::router(state.clone());
         tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
                 tracing::error!(%error, "dev issuer stopped");
@@ -338,7 +255,7 @@ impl IssuerState {
 
     /// Makes GetUser refuse this access token from now on (like Cognito's RevokeToken/GlobalSignOut).
     pub fn revoke(&self, access_token: &str) -> bool {
-        match verify_own(self, access_token) {
+        match routes::verify_own(self, access_token) {
             Some(claims) => {
                 let jti = claims["jti"].as_str().unwrap_or_default().to_string();
                 self.revoked.lock().expect("not poisoned").insert(jti);
@@ -380,123 +297,4 @@ pub fn offline_app(keys: &[&SigningKey]) -> anyhow::Result<crate::App> {
     app.keys
         .install(0, KeySet::from_json(document.to_string().as_bytes())?);
     Ok(app)
-}
-
-async fn jwks(State(state): State<Arc<IssuerState>>) -> Json<Value> {
-    Json(json!({ "keys": [state.key.jwk()] }))
-}
-
-async fn mint_route(
-    State(state): State<Arc<IssuerState>>,
-    request: Option<Json<MintRequest>>,
-) -> Json<MintedTokens> {
-    Json(state.mint(&request.map(|Json(r)| r).unwrap_or_default()))
-}
-
-#[derive(Deserialize)]
-struct RevokeRequest {
-    access_token: String,
-}
-
-async fn revoke_route(
-    State(state): State<Arc<IssuerState>>,
-    Json(request): Json<RevokeRequest>,
-) -> StatusCode {
-    if state.revoke(&request.access_token) {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::BAD_REQUEST
-    }
-}
-
-/// The payload of a token this issuer signed, if the signature is good.
-fn verify_own(state: &IssuerState, token: &str) -> Option<Value> {
-    let (input, signature) = token.rsplit_once('.')?;
-    let (_, payload) = input.split_once('.')?;
-    let keys =
-        KeySet::from_json(json!({ "keys": [state.key.jwk()] }).to_string().as_bytes()).ok()?;
-    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-    if !keys
-        .get(state.key.kid())?
-        .verify(SigningAlgorithm::Rs256, input.as_bytes(), &signature)
-    {
-        return None;
-    }
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
-}
-
-fn aws_error(status: StatusCode, kind: &str, message: &str) -> axum::response::Response {
-    (
-        status,
-        [("content-type", "application/x-amz-json-1.1")],
-        json!({ "__type": kind, "message": message }).to_string(),
-    )
-        .into_response()
-}
-
-/// The subset of Cognito's API the service calls: GetUser.
-async fn cognito_api(
-    State(state): State<Arc<IssuerState>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> axum::response::Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if target != "AWSCognitoIdentityProviderService.GetUser" {
-        return aws_error(StatusCode::BAD_REQUEST, "UnknownOperationException", target);
-    }
-    let token = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v["AccessToken"].as_str().map(String::from));
-    let Some(claims) = token.as_deref().and_then(|t| verify_own(&state, t)) else {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "NotAuthorizedException",
-            "Invalid Access Token",
-        );
-    };
-    if claims["token_use"] != "access" {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "NotAuthorizedException",
-            "Invalid Access Token",
-        );
-    }
-    if claims["exp"].as_i64().unwrap_or(0) <= unix_now() {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "NotAuthorizedException",
-            "Access Token has expired",
-        );
-    }
-    let jti = claims["jti"].as_str().unwrap_or_default();
-    if state.revoked.lock().expect("not poisoned").contains(jti) {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "NotAuthorizedException",
-            "Access Token has been revoked",
-        );
-    }
-    let username = claims["username"].as_str().unwrap_or_default().to_string();
-    let users = state.users.lock().expect("not poisoned");
-    let Some(user) = users.get(&username) else {
-        return aws_error(
-            StatusCode::BAD_REQUEST,
-            "UserNotFoundException",
-            "User does not exist.",
-        );
-    };
-    let attributes: Vec<Value> = user
-        .attributes
-        .iter()
-        .map(|(name, value)| json!({ "Name": name, "Value": value }))
-        .collect();
-    (
-        StatusCode::OK,
-        [("content-type", "application/x-amz-json-1.1")],
-        json!({ "Username": username, "UserAttributes": attributes }).to_string(),
-    )
-        .into_response()
 }

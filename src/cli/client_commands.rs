@@ -1,0 +1,159 @@
+//! The client verbs: `validate`, `userinfo` and `health` against a running service.
+
+use std::{io::Read, process::ExitCode, time::Duration};
+
+use serde_json::json;
+
+use super::TokenKind;
+use crate::grpc::{client, proto};
+
+fn read_token(token: String) -> anyhow::Result<String> {
+    if token == "-" {
+        let mut buffer = String::new();
+        std::io::stdin().read_to_string(&mut buffer)?;
+        Ok(buffer.trim().to_string())
+    } else {
+        Ok(token)
+    }
+}
+
+pub(super) async fn validate(
+    token: String,
+    addr: String,
+    token_use: Option<TokenKind>,
+    scopes: Vec<String>,
+    groups: Vec<String>,
+    json_output: bool,
+) -> ExitCode {
+    let result = async {
+        let token = read_token(token)?;
+        let channel = client::connect(&addr, Duration::from_secs(5)).await?;
+        let request = proto::ValidateTokenRequest {
+            token,
+            expected_token_use: match token_use {
+                None => proto::TokenUse::Unspecified,
+                Some(TokenKind::Id) => proto::TokenUse::Id,
+                Some(TokenKind::Access) => proto::TokenUse::Access,
+            } as i32,
+            required_scopes: scopes,
+            required_groups: groups,
+        };
+        Ok::<_, anyhow::Error>(client::validate(channel, request).await?)
+    }
+    .await;
+    match result {
+        Ok(answer) => {
+            let reason =
+                proto::Reason::try_from(answer.reason).map_or("UNKNOWN", |r| r.as_str_name());
+            if json_output {
+                let claims = answer.claims.as_ref().map(|c| {
+                    json!({
+                        "sub": c.sub, "issuer": c.issuer, "token_use": c.token_use,
+                        "client_id": c.client_id, "username": c.username, "groups": c.groups,
+                        "scopes": c.scopes, "expires_at": c.expires_at, "issued_at": c.issued_at,
+                        "auth_time": c.auth_time, "jti": c.jti, "origin_jti": c.origin_jti,
+                        "email": c.email,
+                        "json": serde_json::from_str::<serde_json::Value>(&c.json).unwrap_or_default(),
+                    })
+                });
+                println!(
+                    "{}",
+                    json!({"valid": answer.valid, "reason": reason, "message": answer.message, "claims": claims})
+                );
+            } else if let (true, Some(c)) = (answer.valid, &answer.claims) {
+                println!(
+                    "valid {} token: sub={} username={} client_id={} groups=[{}] scopes=[{}] expires_at={}",
+                    c.token_use,
+                    c.sub,
+                    c.username,
+                    c.client_id,
+                    c.groups.join(","),
+                    c.scopes.join(","),
+                    c.expires_at
+                );
+            } else {
+                println!("invalid: {reason}: {}", answer.message);
+            }
+            if answer.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub(super) async fn userinfo(token: String, addr: String, json_output: bool) -> ExitCode {
+    let result = async {
+        let token = read_token(token)?;
+        let channel = client::connect(&addr, Duration::from_secs(5)).await?;
+        Ok::<_, anyhow::Error>(client::user_info(channel, token).await)
+    }
+    .await;
+    match result {
+        Ok(Ok(info)) => {
+            let source =
+                proto::UserInfoSource::try_from(info.source).map_or("UNKNOWN", |s| s.as_str_name());
+            let value = json!({
+                "sub": info.sub, "username": info.username,
+                "preferred_username": info.preferred_username, "email": info.email,
+                "email_verified": info.email_verified, "phone_number": info.phone_number,
+                "phone_number_verified": info.phone_number_verified, "name": info.name,
+                "given_name": info.given_name, "family_name": info.family_name,
+                "groups": info.groups, "attributes": info.attributes, "source": source,
+            });
+            if json_output {
+                println!("{value}");
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(client::ClientError::Status(status)))
+            if status.code() == tonic::Code::Unauthenticated =>
+        {
+            println!("unauthenticated: {}", status.message());
+            ExitCode::from(1)
+        }
+        Ok(Err(error)) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub(super) async fn health(addr: String, service: String, timeout_secs: u64) -> ExitCode {
+    let timeout = Duration::from_secs(timeout_secs.max(1));
+    let result = async {
+        let channel = client::connect(&addr, timeout).await?;
+        client::health(channel, &service).await
+    }
+    .await;
+    match result {
+        Ok(status) => {
+            let name = tonic_health::pb::health_check_response::ServingStatus::try_from(status)
+                .map_or("UNKNOWN", |s| s.as_str_name());
+            println!("{name}");
+            if name == "SERVING" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Validation of a loaded configuration: every value that could make the
+//! service misbehave later is refused here, with the key named.
+
+use std::{collections::HashSet, net::SocketAddr};
+
+use super::{Config, ConfigError, ListenAddr, invalid};
+
+impl Config {
+    /// Checks every value that could make the service misbehave later.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        ListenAddr::parse(&self.listen)?;
+        if self.pools.is_empty() {
+            return Err(invalid(
+                "pools",
+                "no user pool configured: list pools in the config file or set COGNITO_USER_POOL_ID, \
+                 COGNITO_REGION and COGNITO_CLIENT_IDS (or run `token-validator dev` for a local issuer)",
+            ));
+        }
+        let mut names = HashSet::new();
+        let mut issuers = HashSet::new();
+        for (i, pool) in self.pools.iter().enumerate() {
+            let key = |field: &str| format!("pools[{i}].{field}");
+            if pool.name.trim().is_empty() {
+                return Err(invalid(key("name"), "must not be empty"));
+            }
+            if !names.insert(pool.name.as_str()) {
+                return Err(invalid(
+                    key("name"),
+                    format!("{:?} is used by two pools", pool.name),
+                ));
+            }
+            if !is_region(&pool.region) {
+                return Err(invalid(
+                    key("region"),
+                    format!(
+                        "{:?} is not an AWS region name (e.g. us-east-1)",
+                        pool.region
+                    ),
+                ));
+            }
+            if !is_user_pool_id(&pool.user_pool_id) {
+                return Err(invalid(
+                    key("user_pool_id"),
+                    format!(
+                        "{:?} is not a Cognito user pool id (REGION_ID, e.g. us-east-1_AbCdEf123)",
+                        pool.user_pool_id
+                    ),
+                ));
+            }
+            if pool.client_ids.is_empty() && !pool.allow_any_client {
+                return Err(invalid(
+                    key("client_ids"),
+                    "is empty: list the app client ids to accept, or set allow_any_client: true",
+                ));
+            }
+            if pool.client_ids.iter().any(|c| c.trim().is_empty()) {
+                return Err(invalid(key("client_ids"), "contains an empty client id"));
+            }
+            if pool.token_use.is_empty() {
+                return Err(invalid(
+                    key("token_use"),
+                    "must list at least one of id, access",
+                ));
+            }
+            let issuer = pool.issuer();
+            self.check_url(&key("issuer"), &issuer)?;
+            if issuer.ends_with('/') {
+                return Err(invalid(
+                    key("issuer"),
+                    "must not end with '/': it is compared exactly with the token's iss",
+                ));
+            }
+            if !issuers.insert(issuer.clone()) {
+                return Err(invalid(
+                    key("issuer"),
+                    format!("{issuer} is the issuer of two pools"),
+                ));
+            }
+            self.check_url(&key("jwks_url"), &pool.jwks_url())?;
+            if self.userinfo.cognito_lookup {
+                self.check_url(
+                    "userinfo.cognito_endpoint",
+                    &self.userinfo.endpoint_for(&pool.region),
+                )?;
+            }
+        }
+        if self.validation.algorithms.is_empty() {
+            return Err(invalid(
+                "validation.algorithms",
+                "must list at least one algorithm",
+            ));
+        }
+        for alg in &self.validation.algorithms {
+            if !matches!(alg.as_str(), "RS256" | "RS384" | "RS512") {
+                return Err(invalid(
+                    "validation.algorithms",
+                    format!(
+                        "{alg:?} is not allowed: only RS256, RS384 and RS512 (Cognito signs with RS256)"
+                    ),
+                ));
+            }
+        }
+        if self.validation.max_token_bytes == 0 {
+            return Err(invalid("validation.max_token_bytes", "must be > 0"));
+        }
+        if self.jwks.refresh_interval_secs == 0 {
+            return Err(invalid("jwks.refresh_interval_secs", "must be > 0"));
+        }
+        if self.jwks.fetch_timeout_ms == 0 || self.jwks.connect_timeout_ms == 0 {
+            return Err(invalid("jwks.fetch_timeout_ms", "timeouts must be > 0"));
+        }
+        if self.jwks.retry_backoff_min_ms == 0
+            || self.jwks.retry_backoff_min_ms > self.jwks.retry_backoff_max_ms
+        {
+            return Err(invalid(
+                "jwks.retry_backoff_min_ms",
+                "must be > 0 and <= jwks.retry_backoff_max_ms",
+            ));
+        }
+        if self.jwks.max_response_bytes < 1024 {
+            return Err(invalid("jwks.max_response_bytes", "must be at least 1024"));
+        }
+        if self.metrics.enabled {
+            self.metrics.listen.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "metrics.listen",
+                    format!(
+                        "{:?} is not HOST:PORT (e.g. 0.0.0.0:9090)",
+                        self.metrics.listen
+                    ),
+                )
+            })?;
+        }
+        if let Some(tls) = &self.tls {
+            for (key, path) in [
+                ("tls.cert_file", Some(&tls.cert_file)),
+                ("tls.key_file", Some(&tls.key_file)),
+                ("tls.client_ca_file", tls.client_ca_file.as_ref()),
+            ] {
+                if let Some(path) = path
+                    && !path.is_file()
+                {
+                    return Err(invalid(
+                        key,
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+            }
+            if !tls.allowed_client_names.is_empty() && tls.client_ca_file.is_none() {
+                return Err(invalid(
+                    "tls.allowed_client_names",
+                    "needs tls.client_ca_file (client names are only known with mTLS)",
+                ));
+            }
+            if tls.reload_interval_secs == 0 {
+                return Err(invalid("tls.reload_interval_secs", "must be > 0"));
+            }
+        }
+        if self.server.http2_keepalive_interval_secs == 0
+            || self.server.http2_keepalive_timeout_secs == 0
+        {
+            return Err(invalid(
+                "server.http2_keepalive_interval_secs",
+                "keepalive interval and timeout must be > 0",
+            ));
+        }
+        if self.server.max_concurrent_requests == 0
+            || self.server.request_timeout_ms == 0
+            || self.server.max_concurrent_streams == 0
+        {
+            return Err(invalid(
+                "server",
+                "max_concurrent_requests, request_timeout_ms and max_concurrent_streams must be > 0",
+            ));
+        }
+        if self.audit.max_events_per_sec == 0 {
+            return Err(invalid("audit.max_events_per_sec", "must be > 0"));
+        }
+        if self.userinfo.timeout_ms == 0 {
+            return Err(invalid("userinfo.timeout_ms", "must be > 0"));
+        }
+        Ok(())
+    }
+
+    fn check_url(&self, key: &str, url: &str) -> Result<(), ConfigError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| invalid(key, format!("{url:?} is not a URL: {e}")))?;
+        match parsed.scheme() {
+            "https" => Ok(()),
+            "http" if self.jwks.allow_insecure_http || is_loopback_host(&parsed) => Ok(()),
+            "http" => Err(invalid(
+                key,
+                format!(
+                    "{url} uses http on a non-loopback host; use https or set jwks.allow_insecure_http: true"
+                ),
+            )),
+            other => Err(invalid(
+                key,
+                format!("{url}: scheme {other:?} is not http(s)"),
+            )),
+        }
+    }
+}
+
+fn is_loopback_host(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// AWS region names: lowercase letters, digits and dashes, e.g. `us-east-1`, `us-gov-west-1`.
+fn is_region(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 32
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value.contains('-')
+}
+
+/// AWS's pattern for user pool ids, `[\w-]+_[0-9a-zA-Z]+`, at most 55 characters.
+pub(super) fn is_user_pool_id(value: &str) -> bool {
+    let Some((region, id)) = value.rsplit_once('_') else {
+        return false;
+    };
+    value.len() <= 55
+        && !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}

@@ -1,0 +1,291 @@
+//! Typed configuration: one struct tree, defaults in one place, loaded from an
+//! optional YAML file plus environment overrides, and validated once before any
+//! port is bound, so a bad value fails fast with a message naming the key.
+//!
+//! Sources, later ones winning:
+//! 1. the defaults below;
+//! 2. the YAML file given to `serve --config`;
+//! 3. `TOKEN_VALIDATOR__<SECTION>__<KEY>` environment variables (two underscores
+//!    after the prefix, so client-side variables such as `TOKEN_VALIDATOR_ADDR`
+//!    never collide), e.g. `TOKEN_VALIDATOR__JWKS__REFRESH_INTERVAL_SECS=60`;
+//! 4. the one-pool shortcut `COGNITO_REGION`, `COGNITO_USER_POOL_ID`,
+//!    `COGNITO_CLIENT_IDS` (comma-separated), which defines the pool when the
+//!    file lists none.
+
+mod checks;
+mod sections;
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Yaml},
+};
+use serde::{Deserialize, Serialize};
+
+pub use sections::*;
+
+/// A configuration problem, naming the key and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {key}: {problem}")]
+    Invalid { key: String, problem: String },
+    #[error("config: {0}")]
+    Load(#[from] Box<figment::Error>),
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The whole configuration of the service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// gRPC listen address: `HOST:PORT`, or `unix:///path/to.sock`.
+    pub listen: String,
+    /// The trusted Cognito user pools.
+    pub pools: Vec<PoolConfig>,
+    pub userinfo: UserInfoConfig,
+    pub jwks: JwksConfig,
+    pub validation: ValidationConfig,
+    pub token_cache: TokenCacheConfig,
+    pub server: ServerConfig,
+    pub metrics: MetricsConfig,
+    pub audit: AuditConfig,
+    /// TLS (and optionally mTLS) on the gRPC port; absent: plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:50051".into(),
+            pools: Vec::new(),
+            userinfo: UserInfoConfig::default(),
+            jwks: JwksConfig::default(),
+            validation: ValidationConfig::default(),
+            token_cache: TokenCacheConfig::default(),
+            server: ServerConfig::default(),
+            metrics: MetricsConfig::default(),
+            audit: AuditConfig::default(),
+            tls: None,
+        }
+    }
+}
+
+/// Where the gRPC server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl ListenAddr {
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        if let Some(path) = value.strip_prefix("unix://") {
+            if path.is_empty() {
+                return Err(invalid("listen", "unix:// needs a socket path"));
+            }
+            return Ok(ListenAddr::Unix(path.into()));
+        }
+        value.parse().map(ListenAddr::Tcp).map_err(|_| {
+            invalid(
+                "listen",
+                format!("{value:?} is not HOST:PORT (e.g. 0.0.0.0:50051) or unix:///path"),
+            )
+        })
+    }
+}
+
+impl Config {
+    /// Loads defaults, the optional YAML file and the environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`Config::load`], with the one-pool variables read through `var`
+    /// (tests pass a map instead of mutating the process environment).
+    pub fn load_from(
+        file: Option<&Path>,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(invalid(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                ));
+            }
+            figment = figment.merge(Yaml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("TOKEN_VALIDATOR__").split("__"));
+        let mut config: Config = figment.extract().map_err(Box::new)?;
+        config.apply_one_pool_env(var)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_one_pool_env(
+        &mut self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let Some(user_pool_id) = var("COGNITO_USER_POOL_ID").filter(|v| !v.is_empty()) else {
+            return Ok(());
+        };
+        if !self.pools.is_empty() {
+            return Err(invalid(
+                "COGNITO_USER_POOL_ID",
+                "is set but the config file already lists pools; use one or the other",
+            ));
+        }
+        let region = match var("COGNITO_REGION").filter(|v| !v.is_empty()) {
+            Some(region) => region,
+            None => user_pool_id
+                .split_once('_')
+                .map(|(region, _)| region.to_string())
+                .unwrap_or_default(),
+        };
+        let client_ids = var("COGNITO_CLIENT_IDS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        self.pools.push(PoolConfig {
+            name: var("COGNITO_POOL_NAME").unwrap_or_else(|| "default".into()),
+            region,
+            user_pool_id,
+            client_ids,
+            token_use: default_token_use(),
+            issuer: None,
+            jwks_url: None,
+            allow_any_client: false,
+        });
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> ListenAddr {
+        ListenAddr::parse(&self.listen).expect("validated at load")
+    }
+
+    pub fn refresh_interval(&self) -> Duration {
+        Duration::from_secs(self.jwks.refresh_interval_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{checks::is_user_pool_id, *};
+    use std::collections::HashMap;
+
+    fn load_yaml(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_from(Some(&path), |k| env.get(k).cloned())
+    }
+
+    const ONE_POOL: &str = "pools:\n  - name: main\n    region: us-east-1\n    user_pool_id: us-east-1_AbCdEf123\n    client_ids: [abc]\n";
+
+    #[test]
+    fn a_minimal_file_gets_the_documented_defaults() {
+        let config = load_yaml(ONE_POOL, &[]).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:50051");
+        let pool = &config.pools[0];
+        assert_eq!(
+            pool.issuer(),
+            "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123"
+        );
+        assert_eq!(
+            pool.jwks_url(),
+            "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123/.well-known/jwks.json"
+        );
+        assert_eq!(pool.token_use, vec![TokenUse::Id, TokenUse::Access]);
+        assert_eq!(config.validation.algorithms, vec!["RS256"]);
+        assert_eq!(config.token_cache.max_weight_bytes, 64 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_one_pool_case_needs_only_environment_variables() {
+        let env: HashMap<&str, &str> = [
+            ("COGNITO_REGION", "eu-west-1"),
+            ("COGNITO_USER_POOL_ID", "eu-west-1_Xyz"),
+            ("COGNITO_CLIENT_IDS", "one, two"),
+        ]
+        .into();
+        let config = Config::load_from(None, |k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(config.pools.len(), 1);
+        assert_eq!(config.pools[0].client_ids, vec!["one", "two"]);
+        assert_eq!(
+            config.pools[0].issuer(),
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Xyz"
+        );
+    }
+
+    #[test]
+    fn user_pool_ids_of_any_length_are_accepted_and_bad_ones_named() {
+        assert!(is_user_pool_id("us-east-1_AbCdEf123"));
+        assert!(is_user_pool_id("ap-southeast-2_a"));
+        assert!(is_user_pool_id("local_7bd8f3c1"));
+        assert!(!is_user_pool_id("us-east-1"));
+        assert!(!is_user_pool_id("us-east-1_Ab/../x"));
+        let err = load_yaml(&ONE_POOL.replace("us-east-1_AbCdEf123", "nope"), &[]).unwrap_err();
+        assert!(err.to_string().contains("pools[0].user_pool_id"), "{err}");
+    }
+
+    #[test]
+    fn a_pool_without_client_ids_must_opt_in_to_any_client() {
+        let yaml = ONE_POOL.replace("    client_ids: [abc]\n", "");
+        let err = load_yaml(&yaml, &[]).unwrap_err();
+        assert!(err.to_string().contains("pools[0].client_ids"), "{err}");
+        let ok = load_yaml(&format!("{yaml}    allow_any_client: true\n"), &[]).unwrap();
+        assert!(ok.pools[0].allow_any_client);
+    }
+
+    #[test]
+    fn symmetric_and_none_algorithms_cannot_be_configured() {
+        for alg in ["HS256", "none", "ES256"] {
+            let yaml = format!("{ONE_POOL}validation:\n  algorithms: [{alg}]\n");
+            let err = load_yaml(&yaml, &[]).unwrap_err();
+            assert!(err.to_string().contains("validation.algorithms"), "{err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_refused_off_loopback() {
+        let yaml = format!("{ONE_POOL}    jwks_url: http://keys.example.com/jwks.json\n");
+        let err = load_yaml(&yaml, &[]).unwrap_err();
+        assert!(err.to_string().contains("pools[0].jwks_url"), "{err}");
+        let yaml = format!("{ONE_POOL}    jwks_url: http://127.0.0.1:8080/jwks.json\n");
+        load_yaml(&yaml, &[]).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_listen_addresses_are_named() {
+        let err = load_yaml(&format!("{ONE_POOL}lisen: x\n"), &[]).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        let err = load_yaml(&format!("listen: nope\n{ONE_POOL}"), &[]).unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+        assert_eq!(
+            ListenAddr::parse("unix:///tmp/tv.sock").unwrap(),
+            ListenAddr::Unix("/tmp/tv.sock".into())
+        );
+    }
+
+    #[test]
+    fn env_pool_and_file_pools_do_not_mix_silently() {
+        let err = load_yaml(ONE_POOL, &[("COGNITO_USER_POOL_ID", "us-east-1_Q")]).unwrap_err();
+        assert!(err.to_string().contains("COGNITO_USER_POOL_ID"), "{err}");
+    }
+}

@@ -1,0 +1,289 @@
+//! The sections of the configuration file, each with its defaults.
+
+use serde::{Deserialize, Serialize};
+
+/// One trusted user pool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Label used in metrics and logs.
+    pub name: String,
+    pub region: String,
+    pub user_pool_id: String,
+    /// App clients whose tokens are accepted (`aud` of ID tokens, `client_id` of access tokens).
+    #[serde(default)]
+    pub client_ids: Vec<String>,
+    /// Token kinds accepted from this pool.
+    #[serde(default = "default_token_use")]
+    pub token_use: Vec<TokenUse>,
+    /// Overrides the issuer (emulators, the `issuer-cognito-idp` host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Overrides the JWKS URL (default `{issuer}/.well-known/jwks.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// Accept tokens of every app client of the pool; must be said explicitly.
+    #[serde(default)]
+    pub allow_any_client: bool,
+}
+
+impl PoolConfig {
+    /// The exact `iss` value this pool's tokens carry.
+    pub fn issuer(&self) -> String {
+        match &self.issuer {
+            Some(issuer) => issuer.clone(),
+            None => format!(
+                "https://cognito-idp.{}.amazonaws.com/{}",
+                self.region, self.user_pool_id
+            ),
+        }
+    }
+
+    /// Where this pool's public keys are published.
+    pub fn jwks_url(&self) -> String {
+        match &self.jwks_url {
+            Some(url) => url.clone(),
+            None => format!("{}/.well-known/jwks.json", self.issuer()),
+        }
+    }
+}
+
+pub(super) fn default_token_use() -> Vec<TokenUse> {
+    vec![TokenUse::Id, TokenUse::Access]
+}
+
+/// The two kinds of Cognito token this service validates.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenUse {
+    Id,
+    Access,
+}
+
+impl TokenUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenUse::Id => "id",
+            TokenUse::Access => "access",
+        }
+    }
+}
+
+/// How GetUserInfo finds a profile for access tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserInfoConfig {
+    /// Call Cognito's GetUser for access tokens.
+    pub cognito_lookup: bool,
+    /// GetUser endpoint; `{region}` is replaced by the token's pool region.
+    pub cognito_endpoint: String,
+    /// How long a GetUser answer is reused (never past the token's `exp`).
+    pub cache_ttl_secs: u64,
+    /// Upper bound on cached GetUser answers.
+    pub cache_max_entries: u64,
+    /// Timeout of one GetUser call.
+    pub timeout_ms: u64,
+}
+
+impl Default for UserInfoConfig {
+    fn default() -> Self {
+        Self {
+            cognito_lookup: true,
+            cognito_endpoint: "https://cognito-idp.{region}.amazonaws.com/".into(),
+            cache_ttl_secs: 60,
+            cache_max_entries: 100_000,
+            timeout_ms: 3_000,
+        }
+    }
+}
+
+impl UserInfoConfig {
+    pub fn endpoint_for(&self, region: &str) -> String {
+        self.cognito_endpoint.replace("{region}", region)
+    }
+}
+
+/// Fetching and refreshing the pools' key sets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwksConfig {
+    /// Background refresh period (jittered by up to 10%).
+    pub refresh_interval_secs: u64,
+    /// After an unknown-`kid` refetch, further misses answer UNKNOWN_KEY without a fetch for this long.
+    pub unknown_kid_cooldown_secs: u64,
+    pub connect_timeout_ms: u64,
+    /// Total timeout of one fetch.
+    pub fetch_timeout_ms: u64,
+    /// Largest JWKS body accepted.
+    pub max_response_bytes: usize,
+    /// Allow `http://` JWKS and GetUser URLs on non-loopback hosts (never in production).
+    pub allow_insecure_http: bool,
+    /// First retry delay after a failed fetch; doubles up to `retry_backoff_max_ms`.
+    pub retry_backoff_min_ms: u64,
+    pub retry_backoff_max_ms: u64,
+    /// How many unknown `kid`s are remembered per process, so repeats cost no fetch.
+    pub unknown_kid_memory: u64,
+}
+
+impl Default for JwksConfig {
+    fn default() -> Self {
+        Self {
+            refresh_interval_secs: 300,
+            unknown_kid_cooldown_secs: 30,
+            connect_timeout_ms: 2_000,
+            fetch_timeout_ms: 5_000,
+            max_response_bytes: 1024 * 1024,
+            allow_insecure_http: false,
+            retry_backoff_min_ms: 500,
+            retry_backoff_max_ms: 30_000,
+            unknown_kid_memory: 10_000,
+        }
+    }
+}
+
+/// Token-level checks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationConfig {
+    /// Accepted `alg` values. Only RSA algorithms may be listed; `none` and HS* never are.
+    pub algorithms: Vec<String>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway_secs: u64,
+    /// Tokens longer than this are refused with INVALID_ARGUMENT.
+    pub max_token_bytes: usize,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        Self {
+            algorithms: vec!["RS256".into()],
+            leeway_secs: 0,
+            max_token_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// The cache of verified tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenCacheConfig {
+    pub enabled: bool,
+    /// An entry lives at most this long (and never past the token's `exp`).
+    pub max_ttl_secs: u64,
+    /// Bound on the summed size of cached entries.
+    pub max_weight_bytes: u64,
+}
+
+impl Default for TokenCacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_ttl_secs: 3600,
+            max_weight_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// gRPC server behaviour.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// After SIGTERM, health reports NOT_SERVING while calls are still served for
+    /// this long, so load balancers and clients move away before the drain starts.
+    pub shutdown_delay_ms: u64,
+    /// After the delay, in-flight calls get this long to finish before the process exits.
+    pub shutdown_grace_secs: u64,
+    /// Largest gRPC request message accepted.
+    pub max_request_bytes: usize,
+    /// ValidateToken/GetUserInfo calls in flight at once; beyond, RESOURCE_EXHAUSTED at once (no queue).
+    pub max_concurrent_requests: usize,
+    /// A call running longer than this is cancelled (DEADLINE_EXCEEDED-like `CANCELLED`).
+    pub request_timeout_ms: u64,
+    /// HTTP/2 streams one connection may have open.
+    pub max_concurrent_streams: u32,
+    /// Optional per-caller limit (by mTLS client certificate, else by peer IP), requests/s; 0 = off.
+    pub rate_limit_per_caller: u32,
+    /// HTTP/2 PING sent after this much silence; a peer that does not answer
+    /// within `http2_keepalive_timeout_secs` is disconnected.
+    pub http2_keepalive_interval_secs: u64,
+    pub http2_keepalive_timeout_secs: u64,
+    /// Close connections older than this (after a grace for calls in flight), so
+    /// long-lived HTTP/2 clients spread over new replicas; 0 = never.
+    pub max_connection_age_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_delay_ms: 0,
+            shutdown_grace_secs: 20,
+            max_request_bytes: 64 * 1024,
+            max_concurrent_requests: 1024,
+            request_timeout_ms: 10_000,
+            max_concurrent_streams: 256,
+            rate_limit_per_caller: 0,
+            http2_keepalive_interval_secs: 30,
+            http2_keepalive_timeout_secs: 10,
+            max_connection_age_secs: 0,
+        }
+    }
+}
+
+/// The HTTP port for Prometheus scrapes and HTTP health probes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics`, `/healthz` and `/readyz`.
+    pub enabled: bool,
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "0.0.0.0:9090".into(),
+        }
+    }
+}
+
+/// The audit log of rejected tokens (target `token_validator::audit`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Rejection events written per second at most (bursts up to this many);
+    /// the rest are counted and the count is reported with the next event.
+    pub max_events_per_sec: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            max_events_per_sec: 100,
+        }
+    }
+}
+
+/// TLS for the gRPC port. Files are re-read when they change (polled) and on SIGHUP;
+/// established connections keep their session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the server.
+    pub cert_file: std::path::PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: std::path::PathBuf,
+    /// PEM CA bundle: when set, clients must present a certificate chaining to it (mTLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<std::path::PathBuf>,
+    /// With mTLS: only these client identities (a DNS or URI SAN, or the subject CN) may call.
+    #[serde(default)]
+    pub allowed_client_names: Vec<String>,
+    /// How often the files are checked for changes.
+    #[serde(default = "default_tls_reload")]
+    pub reload_interval_secs: u64,
+}
+
+fn default_tls_reload() -> u64 {
+    10
+}

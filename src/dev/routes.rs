@@ -1,0 +1,152 @@
+//! The dev issuer's HTTP routes: the pool's JWKS, Cognito's GetUser, and the
+//! `/dev/tokens` and `/dev/revoke` helpers.
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{DEV_USER_POOL_ID, IssuerState, MintRequest, MintedTokens};
+use crate::{
+    jwks::{KeySet, SigningAlgorithm},
+    validate::unix_now,
+};
+
+pub(super) fn router(state: Arc<IssuerState>) -> Router {
+    Router::new()
+        .route(
+            &format!("/{DEV_USER_POOL_ID}/.well-known/jwks.json"),
+            get(jwks),
+        )
+        .route("/", post(cognito_api))
+        .route("/dev/tokens", post(mint_route))
+        .route("/dev/revoke", post(revoke_route))
+        .with_state(state)
+}
+
+async fn jwks(State(state): State<Arc<IssuerState>>) -> Json<Value> {
+    Json(json!({ "keys": [state.key.jwk()] }))
+}
+
+async fn mint_route(
+    State(state): State<Arc<IssuerState>>,
+    request: Option<Json<MintRequest>>,
+) -> Json<MintedTokens> {
+    Json(state.mint(&request.map(|Json(r)| r).unwrap_or_default()))
+}
+
+#[derive(Deserialize)]
+struct RevokeRequest {
+    access_token: String,
+}
+
+async fn revoke_route(
+    State(state): State<Arc<IssuerState>>,
+    Json(request): Json<RevokeRequest>,
+) -> StatusCode {
+    if state.revoke(&request.access_token) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::BAD_REQUEST
+    }
+}
+
+/// The payload of a token this issuer signed, if the signature is good.
+pub(super) fn verify_own(state: &IssuerState, token: &str) -> Option<Value> {
+    let (input, signature) = token.rsplit_once('.')?;
+    let (_, payload) = input.split_once('.')?;
+    let keys =
+        KeySet::from_json(json!({ "keys": [state.key.jwk()] }).to_string().as_bytes()).ok()?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    if !keys
+        .get(state.key.kid())?
+        .verify(SigningAlgorithm::Rs256, input.as_bytes(), &signature)
+    {
+        return None;
+    }
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+fn aws_error(status: StatusCode, kind: &str, message: &str) -> axum::response::Response {
+    (
+        status,
+        [("content-type", "application/x-amz-json-1.1")],
+        json!({ "__type": kind, "message": message }).to_string(),
+    )
+        .into_response()
+}
+
+/// The subset of Cognito's API the service calls: GetUser.
+async fn cognito_api(
+    State(state): State<Arc<IssuerState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if target != "AWSCognitoIdentityProviderService.GetUser" {
+        return aws_error(StatusCode::BAD_REQUEST, "UnknownOperationException", target);
+    }
+    let token = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["AccessToken"].as_str().map(String::from));
+    let Some(claims) = token.as_deref().and_then(|t| verify_own(&state, t)) else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "NotAuthorizedException",
+            "Invalid Access Token",
+        );
+    };
+    if claims["token_use"] != "access" {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "NotAuthorizedException",
+            "Invalid Access Token",
+        );
+    }
+    if claims["exp"].as_i64().unwrap_or(0) <= unix_now() {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "NotAuthorizedException",
+            "Access Token has expired",
+        );
+    }
+    let jti = claims["jti"].as_str().unwrap_or_default();
+    if state.revoked.lock().expect("not poisoned").contains(jti) {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "NotAuthorizedException",
+            "Access Token has been revoked",
+        );
+    }
+    let username = claims["username"].as_str().unwrap_or_default().to_string();
+    let users = state.users.lock().expect("not poisoned");
+    let Some(user) = users.get(&username) else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "UserNotFoundException",
+            "User does not exist.",
+        );
+    };
+    let attributes: Vec<Value> = user
+        .attributes
+        .iter()
+        .map(|(name, value)| json!({ "Name": name, "Value": value }))
+        .collect();
+    (
+        StatusCode::OK,
+        [("content-type", "application/x-amz-json-1.1")],
+        json!({ "Username": username, "UserAttributes": attributes }).to_string(),
+    )
+        .into_response()
+}
