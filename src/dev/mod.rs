@@ -62,6 +62,10 @@ struct User {
 
 struct IssuerState {
     key: SigningKey,
+    /// The key's JWKS document and its parsed form, made once: what the
+    /// JWKS route serves and what GetUser checks tokens with.
+    jwks: Value,
+    public: KeySet,
     issuer: String,
     users: Mutex<HashMap<String, User>>,
     revoked: Mutex<HashSet<String>>,
@@ -92,8 +96,12 @@ impl DevIssuer {
     pub async fn start(addr: SocketAddr) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let key = SigningKey::generate(format!("dev-{}", &random_id()[..8]))?;
+        let jwks = json!({ "keys": [key.jwk()] });
         let state = Arc::new(IssuerState {
-            key: SigningKey::generate(format!("dev-{}", &random_id()[..8]))?,
+            public: KeySet::from_json(jwks.to_string().as_bytes())?,
+            jwks,
+            key,
             issuer: format!("http://{addr}/{DEV_USER_POOL_ID}"),
             users: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashSet::new()),
@@ -209,44 +217,44 @@ impl IssuerState {
         user.attributes = attributes.clone();
         drop(users);
 
-        let origin_jti = random_id();
-        let mut id_claims = json!({
+        // What both tokens of one sign-in share; each adds its own claims.
+        let session = json!({
             "sub": attributes["sub"],
             "iss": self.issuer.as_str(),
-            "aud": DEV_CLIENT_ID,
-            "token_use": "id",
-            "cognito:username": username,
             "cognito:groups": groups,
             "auth_time": now,
             "iat": now,
             "exp": exp,
-            "jti": random_id(),
-            "origin_jti": origin_jti,
-            "event_id": random_id(),
+            "origin_jti": random_id(),
         });
-        for (name, value) in &attributes {
-            if name == "email_verified" {
-                id_claims[name] = Value::Bool(value == "true");
-            } else {
-                id_claims[name] = Value::String(value.clone());
+        let with = |extra: Value| {
+            let mut claims = session.clone();
+            if let (Some(claims), Value::Object(extra)) = (claims.as_object_mut(), extra) {
+                claims.extend(extra);
             }
+            claims["jti"] = random_id().into();
+            claims["event_id"] = random_id().into();
+            claims
+        };
+        let mut id_claims = with(json!({
+            "aud": DEV_CLIENT_ID,
+            "token_use": "id",
+            "cognito:username": username,
+        }));
+        for (name, value) in &attributes {
+            id_claims[name] = if name == "email_verified" {
+                Value::Bool(value == "true")
+            } else {
+                Value::String(value.clone())
+            };
         }
-        let access_claims = json!({
-            "sub": attributes["sub"],
-            "iss": self.issuer.as_str(),
+        let access_claims = with(json!({
             "client_id": DEV_CLIENT_ID,
             "token_use": "access",
             "scope": scopes.join(" "),
             "username": username,
-            "cognito:groups": groups,
-            "auth_time": now,
-            "iat": now,
-            "exp": exp,
-            "jti": random_id(),
-            "origin_jti": origin_jti,
-            "event_id": random_id(),
             "version": 2,
-        });
+        }));
         MintedTokens {
             id_token: self.key.sign_claims(&id_claims),
             access_token: self.key.sign_claims(&access_claims),

@@ -15,10 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{DEV_USER_POOL_ID, IssuerState, MintRequest, MintedTokens};
-use crate::{
-    jwks::{KeySet, SigningAlgorithm},
-    validate::unix_now,
-};
+use crate::{jwks::SigningAlgorithm, validate::unix_now};
 
 pub(super) fn router(state: Arc<IssuerState>) -> Router {
     Router::new()
@@ -33,7 +30,7 @@ pub(super) fn router(state: Arc<IssuerState>) -> Router {
 }
 
 async fn jwks(State(state): State<Arc<IssuerState>>) -> Json<Value> {
-    Json(json!({ "keys": [state.key.jwk()] }))
+    Json(state.jwks.clone())
 }
 
 async fn mint_route(
@@ -63,13 +60,12 @@ async fn revoke_route(
 pub(super) fn verify_own(state: &IssuerState, token: &str) -> Option<Value> {
     let (input, signature) = token.rsplit_once('.')?;
     let (_, payload) = input.split_once('.')?;
-    let keys =
-        KeySet::from_json(json!({ "keys": [state.key.jwk()] }).to_string().as_bytes()).ok()?;
     let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-    if !keys
-        .get(state.key.kid())?
-        .verify(SigningAlgorithm::Rs256, input.as_bytes(), &signature)
-    {
+    if !state.public.get(state.key.kid())?.verify(
+        SigningAlgorithm::Rs256,
+        input.as_bytes(),
+        &signature,
+    ) {
         return None;
     }
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()

@@ -143,59 +143,61 @@ impl Validator {
     pub async fn validate(&self, raw: &str, policy: &Policy) -> Outcome {
         let token = strip_bearer(raw);
         let hash = token_hash(token);
-        if token.is_empty() {
-            return Outcome {
-                hash,
-                cache_hit: false,
-                result: Err(ValidationError::EmptyToken),
-            };
-        }
-        if token.len() > self.max_token_bytes {
-            return Outcome {
-                hash,
-                cache_hit: false,
-                result: Err(ValidationError::TooLarge {
-                    len: token.len(),
-                    max: self.max_token_bytes,
-                }),
-            };
-        }
-        let now = unix_now();
-        if let Some(cached) = self
-            .cache
-            .as_ref()
-            .and_then(|c| c.get(&hash))
-            .filter(|cached| self.keys.has_key(cached.pool, &cached.kid))
-        {
-            let result = self
-                .check_time(&cached.claims, now)
-                .and_then(|()| policy.check(&cached))
-                .map_err(|r| ValidationError::Rejected(r.about(&cached)))
-                .map(|()| cached);
-            return Outcome {
-                hash,
-                cache_hit: true,
-                result,
-            };
-        }
-        let result = match self.verify(token, now).await {
-            Ok(verified) => {
-                let verified = Arc::new(verified);
-                if let Some(cache) = &self.cache {
-                    cache.insert(hash, verified.clone(), now);
-                }
-                policy
-                    .check(&verified)
-                    .map_err(|r| ValidationError::Rejected(r.about(&verified)))
-                    .map(|()| verified)
-            }
-            Err(error) => Err(error),
-        };
+        let (cache_hit, result) = self.answer(token, &hash, policy).await;
         Outcome {
             hash,
-            cache_hit: false,
+            cache_hit,
             result,
         }
+    }
+
+    /// The verdict for one token, and whether the cache gave it.
+    async fn answer(
+        &self,
+        token: &str,
+        hash: &TokenHash,
+        policy: &Policy,
+    ) -> (bool, Result<Arc<VerifiedToken>, ValidationError>) {
+        if token.is_empty() {
+            return (false, Err(ValidationError::EmptyToken));
+        }
+        if token.len() > self.max_token_bytes {
+            let max = self.max_token_bytes;
+            return (
+                false,
+                Err(ValidationError::TooLarge {
+                    len: token.len(),
+                    max,
+                }),
+            );
+        }
+        let now = unix_now();
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(hash))
+            .filter(|cached| self.keys.has_key(cached.pool, &cached.kid));
+        let (cache_hit, verified) = match cached {
+            Some(cached) => match self.check_time(&cached.claims, now) {
+                Ok(()) => (true, cached),
+                Err(rejection) => return (true, Err(rejection.about(&cached).into())),
+            },
+            None => match self.verify(token, now).await {
+                Ok(verified) => {
+                    let verified = Arc::new(verified);
+                    if let Some(cache) = &self.cache {
+                        cache.insert(*hash, verified.clone(), now);
+                    }
+                    (false, verified)
+                }
+                Err(error) => return (false, Err(error)),
+            },
+        };
+        let result = policy
+            .check(&verified)
+            .map_err(|r| ValidationError::Rejected(r.about(&verified)))
+            .map(|()| verified);
+        (cache_hit, result)
     }
 
     /// The full check of a token not in the cache, up to (not including) the request policy.
