@@ -13,28 +13,19 @@
 //! Run by `cargo test --benches` (no `--bench` argument), it does a short
 //! self-check instead: a small mixed run in-process that must have no errors.
 
+mod drive;
 mod report;
 mod workload;
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use clap::{Parser, ValueEnum};
-use rand::SeedableRng;
-use report::Report;
+use drive::{Plan, Rpc};
 use token_validator::{
     App, RunningService,
     dev::{DevIssuer, MintRequest, SigningKey},
-    grpc::proto::{
-        GetUserInfoRequest, Reason, ValidateTokenRequest,
-        token_validator_client::TokenValidatorClient,
-    },
 };
-use tonic::transport::Channel;
-use workload::{Kind, Mix, Tokens};
+use workload::{Mix, Tokens};
 
 #[derive(Parser, Clone)]
 #[command(name = "load", about = "gRPC load generator for token-validator")]
@@ -100,18 +91,17 @@ struct Args {
     /// The server's Prometheus URL, to report JWKS fetches during the run.
     #[arg(long)]
     metrics_url: Option<String>,
+    /// Client threads, each with its own single-threaded runtime and share of the
+    /// connections and requests in flight; default: one per core. (The in-process
+    /// service has a runtime of its own.)
+    #[arg(long)]
+    client_threads: Option<usize>,
     /// A label for the report.
     #[arg(long, default_value = "token-validator")]
     label: String,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Rpc {
-    Validate,
-    Userinfo,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -139,12 +129,18 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 fn main() -> std::process::ExitCode {
     let raw: Vec<String> = std::env::args().collect();
     let benching = raw.iter().any(|a| a == "--bench");
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let result = if benching {
-        let args = Args::parse_from(raw.into_iter().filter(|a| a != "--bench"));
-        runtime.block_on(run(args))
-    } else {
-        runtime.block_on(self_check())
+    let args = benching.then(|| Args::parse_from(raw.into_iter().filter(|a| a != "--bench")));
+    // The in-process service gets a runtime of its own, as it would in its own
+    // process; the clients run on threads of their own (see drive.rs); this
+    // thread's runtime only sets up, mints and reports.
+    let server = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = match args {
+        Some(args) => control.block_on(run(args, server.handle())),
+        None => control.block_on(self_check(server.handle())),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
@@ -157,7 +153,7 @@ fn main() -> std::process::ExitCode {
 }
 
 /// What `cargo test --benches` runs: a small mixed run that must be error-free.
-async fn self_check() -> anyhow::Result<bool> {
+async fn self_check(server: &tokio::runtime::Handle) -> anyhow::Result<bool> {
     let args = Args::parse_from([
         "load",
         "--requests",
@@ -177,7 +173,7 @@ async fn self_check() -> anyhow::Result<bool> {
         "--label",
         "self-check",
     ]);
-    let ok = run(args.clone()).await?;
+    let ok = run(args.clone(), server).await?;
     let open = Args::parse_from([
         "load",
         "--rate",
@@ -195,10 +191,10 @@ async fn self_check() -> anyhow::Result<bool> {
         "--label",
         "self-check open loop userinfo",
     ]);
-    Ok(ok && run(open).await?)
+    Ok(ok && run(open, server).await?)
 }
 
-async fn run(args: Args) -> anyhow::Result<bool> {
+async fn run(args: Args, server: &tokio::runtime::Handle) -> anyhow::Result<bool> {
     if let Some(dir) = &args.prepare {
         prepare(dir, &args)?;
         return Ok(true);
@@ -217,14 +213,20 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let addr = match &args.addr {
         Some(addr) => addr.clone(),
         None => {
-            let issuer = DevIssuer::start("127.0.0.1:0".parse()?).await?;
-            let mut config = issuer.service_config("127.0.0.1:0");
-            config.token_cache.enabled = args.cache == Switch::On;
-            let service = App::spawn(config).await?;
-            anyhow::ensure!(
-                service.wait_ready(Duration::from_secs(10)).await,
-                "service not ready"
-            );
+            let cache = args.cache == Switch::On;
+            let (issuer, service) = server
+                .spawn(async move {
+                    let issuer = DevIssuer::start("127.0.0.1:0".parse()?).await?;
+                    let mut config = issuer.service_config("127.0.0.1:0");
+                    config.token_cache.enabled = cache;
+                    let service = App::spawn(config).await?;
+                    anyhow::ensure!(
+                        service.wait_ready(Duration::from_secs(10)).await,
+                        "service not ready"
+                    );
+                    Ok((issuer, service))
+                })
+                .await??;
             let url = service.url();
             local = Some((issuer, service));
             url
@@ -253,24 +255,37 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         (None, None, None) => anyhow::bail!("with --addr, give --tokens-file or --mint-url"),
     };
     let tokens = Arc::new(Tokens::new(valid)?);
-    let channels = connect(&addr, args.connections).await?;
     let metrics_url = args.metrics_url.clone().or_else(|| {
         local
             .as_ref()
             .and_then(|(_, s)| s.metrics_addr.map(|a| format!("http://{a}/metrics")))
     });
 
+    let plan = Plan {
+        addr,
+        rpc: args.rpc,
+        mix,
+        threads: args
+            .client_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        connections: args.connections,
+        concurrency: args.concurrency,
+        duration: args.duration,
+        requests: args.requests,
+        rate: args.rate,
+        label: args.label.clone(),
+    };
     if !args.warmup.is_zero() {
-        let warm = Args {
+        let warm = Plan {
             duration: args.warmup,
             requests: None,
             rate: None,
-            ..args.clone()
+            ..plan.clone()
         };
-        drive(&warm, &channels, &tokens, mix).await;
+        drive::drive(&warm, &tokens)?;
     }
     let fetches_before = jwks_fetches(metrics_url.as_deref()).await;
-    let mut report = drive(&args, &channels, &tokens, mix).await;
+    let mut report = drive::drive(&plan, &tokens)?;
     report.jwks_fetches = match (fetches_before, jwks_fetches(metrics_url.as_deref()).await) {
         (Some(before), Some(after)) => Some(after - before),
         _ => None,
@@ -285,25 +300,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         print!("{}", report.table());
     }
     if let Some((_, service)) = local {
-        service.stop().await?;
+        server.spawn(service.stop()).await??;
     }
     Ok(report.error_count() == 0)
-}
-
-async fn connect(
-    addr: &str,
-    connections: usize,
-) -> anyhow::Result<Vec<TokenValidatorClient<Channel>>> {
-    let mut clients = Vec::new();
-    for _ in 0..connections.max(1) {
-        // One Endpoint::connect per client: each is its own HTTP/2 connection.
-        let channel = tonic::transport::Endpoint::from_shared(addr.to_string())?
-            .tcp_nodelay(true)
-            .connect()
-            .await?;
-        clients.push(TokenValidatorClient::new(channel));
-    }
-    Ok(clients)
 }
 
 async fn jwks_fetches(url: Option<&str>) -> Option<f64> {
@@ -368,157 +367,4 @@ fn prepare(dir: &std::path::Path, args: &Args) -> anyhow::Result<()> {
         tokens.len()
     );
     Ok(())
-}
-
-/// Sends the run's requests and collects what came back.
-async fn drive(
-    args: &Args,
-    clients: &[TokenValidatorClient<Channel>],
-    tokens: &Arc<Tokens>,
-    mix: Mix,
-) -> Report {
-    let report = Arc::new(Mutex::new(Report::new(args.label.clone())));
-    let started = Instant::now();
-    let deadline = started + args.duration;
-    let limit = args.requests;
-    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let rpc = args.rpc;
-    match args.rate {
-        None => {
-            let mut workers = Vec::new();
-            for worker in 0..args.concurrency.max(1) {
-                let client = clients[worker % clients.len()].clone();
-                let (tokens, report, sent) = (tokens.clone(), report.clone(), sent.clone());
-                workers.push(tokio::spawn(async move {
-                    let mut rng = rand::rngs::SmallRng::seed_from_u64(worker as u64);
-                    let mut local = Report::new(String::new());
-                    loop {
-                        let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if limit.is_some_and(|l| n >= l)
-                            || (limit.is_none() && Instant::now() >= deadline)
-                        {
-                            break;
-                        }
-                        let kind = mix.pick(&mut rng);
-                        let token = tokens.token(kind, n, &mut rng);
-                        let begin = Instant::now();
-                        let answer = call(client.clone(), rpc, token).await;
-                        record(&mut local, kind, answer, begin.elapsed());
-                    }
-                    report.lock().unwrap().merge(&local);
-                }));
-            }
-            for worker in workers {
-                let _ = worker.await;
-            }
-        }
-        Some(rate) => {
-            // Open loop: request i is due at start + i/rate, whatever came back before.
-            let in_flight = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1) * 64));
-            let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
-            let mut tasks = tokio::task::JoinSet::new();
-            let mut n: u64 = 0;
-            loop {
-                let due = started + Duration::from_secs_f64(n as f64 / rate);
-                if limit.is_some_and(|l| n >= l) || (limit.is_none() && due >= deadline) {
-                    break;
-                }
-                if due > Instant::now() {
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                    let mut r = report.lock().unwrap();
-                    *r.errors.entry("client_overloaded".into()).or_default() += 1;
-                    n += 1;
-                    continue;
-                };
-                let kind = mix.pick(&mut rng);
-                let token = tokens.token(kind, n, &mut rng);
-                let client = clients[(n as usize) % clients.len()].clone();
-                let report = report.clone();
-                // Latency counts from the due time when the sender is behind schedule
-                // (queueing shows: no coordinated omission), but not for the up to one
-                // timer tick (1 ms) by which a sleep can overshoot a due time.
-                let now = Instant::now();
-                let start = if now.duration_since(due) > TIMER_TICK {
-                    due
-                } else {
-                    now
-                };
-                tasks.spawn(async move {
-                    let answer = call(client, rpc, token).await;
-                    let mut r = report.lock().unwrap();
-                    record(&mut r, kind, answer, start.elapsed());
-                    drop(permit);
-                });
-                n += 1;
-                while tasks.try_join_next().is_some() {}
-            }
-            while tasks.join_next().await.is_some() {}
-        }
-    }
-    let mut report = Arc::try_unwrap(report)
-        .ok()
-        .expect("all workers finished")
-        .into_inner()
-        .unwrap();
-    report.elapsed = started.elapsed();
-    report.target_rate = args.rate;
-    report
-}
-
-/// Tokio's timer resolution: a sleep may end this much after its deadline.
-const TIMER_TICK: Duration = Duration::from_millis(1);
-
-/// The answer to one request: the reason (Unspecified = valid) or a gRPC error code name.
-type Answer = Result<Reason, String>;
-
-async fn call(mut client: TokenValidatorClient<Channel>, rpc: Rpc, token: String) -> Answer {
-    match rpc {
-        Rpc::Validate => client
-            .validate_token(ValidateTokenRequest {
-                token,
-                ..Default::default()
-            })
-            .await
-            .map(|r| {
-                let r = r.into_inner();
-                let reason = Reason::try_from(r.reason).unwrap_or(Reason::Unspecified);
-                // A valid flag that disagrees with the reason is itself a wrong answer.
-                if r.valid == (reason == Reason::Unspecified) {
-                    reason
-                } else {
-                    Reason::Malformed
-                }
-            })
-            .map_err(|s| format!("{:?}", s.code())),
-        Rpc::Userinfo => match client.get_user_info(GetUserInfoRequest { token }).await {
-            Ok(_) => Ok(Reason::Unspecified),
-            Err(status) if status.code() == tonic::Code::Unauthenticated => {
-                let name = status.message().split(':').next().unwrap_or_default();
-                Ok(Reason::from_str_name(name).unwrap_or(Reason::Malformed))
-            }
-            Err(status) => Err(format!("{:?}", status.code())),
-        },
-    }
-}
-
-fn record(report: &mut Report, kind: Kind, answer: Answer, latency: Duration) {
-    let _ = report.latency.record((latency.as_micros() as u64).max(1));
-    match answer {
-        Ok(reason) if reason == kind.expected_reason() => {
-            report.ok += 1;
-            *report
-                .reasons
-                .entry(reason.as_str_name().into())
-                .or_default() += 1;
-        }
-        Ok(reason) => {
-            *report
-                .errors
-                .entry(format!("wrong_answer({})", reason.as_str_name()))
-                .or_default() += 1;
-        }
-        Err(code) => *report.errors.entry(code).or_default() += 1,
-    }
 }

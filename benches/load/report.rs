@@ -8,6 +8,8 @@ use serde_json::json;
 /// What one run observed.
 pub struct Report {
     pub label: String,
+    /// How the client was set up (threads, connections, in flight).
+    pub client: String,
     pub elapsed: Duration,
     pub ok: u64,
     /// Non-OK gRPC codes, wrong answers ("wrong_answer") and transport errors, by name.
@@ -25,6 +27,7 @@ impl Report {
     pub fn new(label: String) -> Self {
         Self {
             label,
+            client: String::new(),
             elapsed: Duration::ZERO,
             ok: 0,
             errors: BTreeMap::new(),
@@ -66,6 +69,7 @@ impl Report {
     pub fn to_json(&self) -> serde_json::Value {
         json!({
             "label": self.label,
+            "client": self.client,
             "requests": self.requests(),
             "ok": self.ok,
             "errors": self.errors,
@@ -84,8 +88,9 @@ impl Report {
 
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{}\n  requests {} in {:.2} s = {:.0} req/s{}\n  latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}\n",
+            "{} ({})\n  requests {} in {:.2} s = {:.0} req/s{}\n  latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}\n",
             self.label,
+            self.client,
             self.requests(),
             self.elapsed.as_secs_f64(),
             self.rps(),
