@@ -14,6 +14,10 @@ use token_validator::grpc::proto::{
 };
 use tonic::{Request, Response, Status};
 
+/// The service binary's allocator: the ceiling must not be flattered by a different one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Echo;
 
 #[tonic::async_trait]
