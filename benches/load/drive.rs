@@ -54,9 +54,6 @@ pub struct Plan {
     pub label: String,
 }
 
-/// Tokio's timer resolution: a sleep may end this much after its deadline.
-const TIMER_TICK: Duration = Duration::from_millis(1);
-
 /// Sends the plan's requests from `plan.threads` threads and merges what came back.
 /// Connections are made before the clock starts.
 pub fn drive(plan: &Plan, tokens: &Arc<Tokens>) -> anyhow::Result<Report> {
@@ -188,46 +185,57 @@ async fn send(
         }
         Some(rate) => {
             // Open loop: request n is due at start + n/rate, whatever came back before.
+            // A pacer thread sleeps to the next due time (nanosleep: tokio's timer ticks
+            // in whole milliseconds and would send in bursts up to 2 ms late) but never
+            // less than PACER_TICK, and hands this runtime every request already due, in
+            // one batch. Latency counts from each request's due time, always: a request
+            // sent late (by up to a tick, or for any other reason) shows as latency.
+            let (due_tx, mut due_rx) =
+                tokio::sync::mpsc::unbounded_channel::<Vec<(u64, Instant)>>();
+            let threads = share.threads as u64;
+            let pacer = std::thread::spawn(move || {
+                let due_of = |n: u64| started + Duration::from_secs_f64(n as f64 / rate);
+                let finished = |n: u64| {
+                    limit.is_some_and(|l| n >= l) || (limit.is_none() && due_of(n) >= deadline)
+                };
+                let mut n = share.thread as u64;
+                while !finished(n) {
+                    let now = Instant::now();
+                    let mut batch = Vec::new();
+                    while !finished(n) && due_of(n) <= now {
+                        batch.push((n, due_of(n)));
+                        n += threads;
+                    }
+                    if !batch.is_empty() && due_tx.send(batch).is_err() {
+                        break;
+                    }
+                    let wait = due_of(n).saturating_duration_since(Instant::now());
+                    std::thread::sleep(wait.max(PACER_TICK));
+                }
+            });
             let in_flight = Arc::new(tokio::sync::Semaphore::new(share.concurrency * 64));
             let mut rng = rand::rngs::SmallRng::seed_from_u64(7 + share.thread as u64);
             let mut tasks = tokio::task::JoinSet::new();
-            let mut n = share.thread as u64;
-            loop {
-                let due = started + Duration::from_secs_f64(n as f64 / rate);
-                if limit.is_some_and(|l| n >= l) || (limit.is_none() && due >= deadline) {
-                    break;
-                }
-                if due > Instant::now() {
-                    tokio::time::sleep_until(due.into()).await;
-                }
+            let mut pending = std::collections::VecDeque::new();
+            while let Some((n, due)) = next_due(&mut due_rx, &mut pending).await {
                 let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                     let mut r = report.lock().unwrap();
                     *r.errors.entry("client_overloaded".into()).or_default() += 1;
-                    n += share.threads as u64;
                     continue;
                 };
                 let kind = mix.pick(&mut rng);
                 let token = tokens.token(kind, n, &mut rng);
-                let client = clients[(n as usize / share.threads) % clients.len()].clone();
+                let client = clients[(n / threads) as usize % clients.len()].clone();
                 let report = report.clone();
-                // Latency counts from the due time when the sender is behind schedule
-                // (queueing shows: no coordinated omission), but not for the up to one
-                // timer tick by which a sleep can overshoot a due time.
-                let now = Instant::now();
-                let start = if now.duration_since(due) > TIMER_TICK {
-                    due
-                } else {
-                    now
-                };
                 tasks.spawn(async move {
                     let answer = call(client, rpc, token).await;
                     let mut r = report.lock().unwrap();
-                    record(&mut r, kind, answer, start.elapsed());
+                    record(&mut r, kind, answer, due.elapsed());
                     drop(permit);
                 });
-                n += share.threads as u64;
                 while tasks.try_join_next().is_some() {}
             }
+            let _ = pacer.join();
             while tasks.join_next().await.is_some() {}
         }
     }
@@ -236,6 +244,20 @@ async fn send(
         .expect("all workers finished")
         .into_inner()
         .unwrap()
+}
+
+/// The pacer's shortest sleep: it wakes at most ~5,000 times a second, however high the rate.
+const PACER_TICK: Duration = Duration::from_micros(200);
+
+/// The next due request: from the batch at hand, else from the pacer's next batch.
+async fn next_due(
+    batches: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<(u64, Instant)>>,
+    pending: &mut std::collections::VecDeque<(u64, Instant)>,
+) -> Option<(u64, Instant)> {
+    if pending.is_empty() {
+        pending.extend(batches.recv().await?);
+    }
+    pending.pop_front()
 }
 
 /// The answer to one request: the reason (Unspecified = valid) or a gRPC error code name.
@@ -299,7 +321,11 @@ async fn call(channel: Channel, rpc: Rpc, token: String) -> Answer {
 }
 
 fn record(report: &mut Report, kind: Kind, answer: Answer, latency: Duration) {
-    let _ = report.latency.record((latency.as_micros() as u64).max(1));
+    let micros = (latency.as_micros() as u64).max(1);
+    let _ = report.latency.record(micros);
+    if kind.expected_reason() == Reason::Unspecified {
+        let _ = report.valid_latency.record(micros);
+    }
     match answer {
         Ok(reason) if reason == kind.expected_reason() => {
             report.ok += 1;

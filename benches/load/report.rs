@@ -18,6 +18,8 @@ pub struct Report {
     pub reasons: BTreeMap<String, u64>,
     /// Latency in microseconds.
     pub latency: Histogram<u64>,
+    /// Latency of the requests carrying a valid token (to read them apart in a mix).
+    pub valid_latency: Histogram<u64>,
     pub server_rss_mib: Option<f64>,
     pub jwks_fetches: Option<f64>,
     pub target_rate: Option<f64>,
@@ -33,6 +35,7 @@ impl Report {
             errors: BTreeMap::new(),
             reasons: BTreeMap::new(),
             latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            valid_latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             server_rss_mib: None,
             jwks_fetches: None,
             target_rate: None,
@@ -48,6 +51,9 @@ impl Report {
             *self.reasons.entry(k.clone()).or_default() += v;
         }
         self.latency.add(&other.latency).expect("same bounds");
+        self.valid_latency
+            .add(&other.valid_latency)
+            .expect("same bounds");
     }
 
     pub fn error_count(&self) -> u64 {
@@ -66,6 +72,15 @@ impl Report {
         self.latency.value_at_quantile(quantile) as f64 / 1000.0
     }
 
+    /// True when some requests did not carry a valid token, so valid ones are worth reading apart.
+    fn mixed(&self) -> bool {
+        self.valid_latency.len() != self.latency.len()
+    }
+
+    fn valid_ms(&self, quantile: f64) -> f64 {
+        self.valid_latency.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         json!({
             "label": self.label,
@@ -81,6 +96,11 @@ impl Report {
                 "p50": self.ms(0.50), "p90": self.ms(0.90), "p99": self.ms(0.99),
                 "p99_9": self.ms(0.999), "max": self.latency.max() as f64 / 1000.0,
             },
+            "valid_latency_ms": self.mixed().then(|| json!({
+                "requests": self.valid_latency.len(),
+                "p50": self.valid_ms(0.50), "p90": self.valid_ms(0.90), "p99": self.valid_ms(0.99),
+                "p99_9": self.valid_ms(0.999), "max": self.valid_latency.max() as f64 / 1000.0,
+            })),
             "server_rss_mib": self.server_rss_mib,
             "jwks_fetches": self.jwks_fetches,
         })
@@ -102,6 +122,17 @@ impl Report {
             self.ms(0.999),
             self.latency.max() as f64 / 1000.0,
         );
+        if self.mixed() {
+            out.push_str(&format!(
+                "  valid only  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({} requests)\n",
+                self.valid_ms(0.50),
+                self.valid_ms(0.90),
+                self.valid_ms(0.99),
+                self.valid_ms(0.999),
+                self.valid_latency.max() as f64 / 1000.0,
+                self.valid_latency.len(),
+            ));
+        }
         out.push_str("  answers   ");
         for (reason, count) in &self.reasons {
             out.push_str(&format!(" {reason}={count}"));
