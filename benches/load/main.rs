@@ -290,7 +290,21 @@ async fn run(args: Args, server: &tokio::runtime::Handle) -> anyhow::Result<bool
         drive::drive(&warm, &tokens)?;
     }
     let fetches_before = jwks_fetches(metrics_url.as_deref()).await;
+    // CPU per call, of a server in another process and of this client: on a box
+    // the two share, what each spends per call is what limits the other.
+    let cpu_before = (
+        args.server_pid.and_then(report::cpu_seconds),
+        report::cpu_seconds(std::process::id()),
+    );
     let mut report = drive::drive(&plan, &tokens)?;
+    let calls = report.requests().max(1) as f64;
+    let per_call = |before: Option<f64>, after: Option<f64>| Some((after? - before?) / calls * 1e6);
+    report.server_cpu_us_per_call =
+        per_call(cpu_before.0, args.server_pid.and_then(report::cpu_seconds));
+    if local.is_none() {
+        report.client_cpu_us_per_call =
+            per_call(cpu_before.1, report::cpu_seconds(std::process::id()));
+    }
     report.jwks_fetches = match (fetches_before, jwks_fetches(metrics_url.as_deref()).await) {
         (Some(before), Some(after)) => Some(after - before),
         _ => None,

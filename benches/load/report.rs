@@ -21,6 +21,10 @@ pub struct Report {
     /// Latency of the requests carrying a valid token (to read them apart in a mix).
     pub valid_latency: Histogram<u64>,
     pub server_rss_mib: Option<f64>,
+    /// CPU (user + system) the server process spent per call during the run (`--server-pid`).
+    pub server_cpu_us_per_call: Option<f64>,
+    /// CPU this load generator spent per call (only when the service is not in-process).
+    pub client_cpu_us_per_call: Option<f64>,
     pub jwks_fetches: Option<f64>,
     pub target_rate: Option<f64>,
 }
@@ -37,6 +41,8 @@ impl Report {
             latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             valid_latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             server_rss_mib: None,
+            server_cpu_us_per_call: None,
+            client_cpu_us_per_call: None,
             jwks_fetches: None,
             target_rate: None,
         }
@@ -102,6 +108,8 @@ impl Report {
                 "p99_9": self.valid_ms(0.999), "max": self.valid_latency.max() as f64 / 1000.0,
             })),
             "server_rss_mib": self.server_rss_mib,
+            "server_cpu_us_per_call": self.server_cpu_us_per_call,
+            "client_cpu_us_per_call": self.client_cpu_us_per_call,
             "jwks_fetches": self.jwks_fetches,
         })
     }
@@ -143,6 +151,14 @@ impl Report {
             out.push_str(&format!(" {error}={count}"));
         }
         out.push('\n');
+        if self.server_cpu_us_per_call.is_some() || self.client_cpu_us_per_call.is_some() {
+            let us = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+            out.push_str(&format!(
+                "  CPU per call µs  server {}  client {}\n",
+                us(self.server_cpu_us_per_call),
+                us(self.client_cpu_us_per_call)
+            ));
+        }
         if let Some(rss) = self.server_rss_mib {
             out.push_str(&format!("  server RSS {rss:.1} MiB\n"));
         }
@@ -159,6 +175,48 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// User + system CPU seconds used by a process and every live descendant (a
+/// server started through `cargo bench`, a Node cluster, several Python
+/// processes), from /proc (Linux; USER_HZ = 100).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let mut processes = Vec::new(); // (pid, parent, cpu seconds)
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(id) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses and may hold spaces:
+        // 0-based 1 is the parent, 11 and 12 are utime and stime (fields 4, 14, 15 of the line).
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        if let (Some(parent), Some(user), Some(system)) = (number(1), number(11), number(12)) {
+            processes.push((id, parent as u32, (user + system) / 100.0));
+        }
+    }
+    let mut tree = vec![pid];
+    let mut total = None;
+    while let Some(current) = tree.pop() {
+        for (id, parent, cpu) in &processes {
+            if *id == current {
+                *total.get_or_insert(0.0) += cpu;
+            }
+            if *parent == current {
+                tree.push(*id);
+            }
+        }
+    }
+    total
 }
 
 /// Sum of a Prometheus counter's samples in a scrape.

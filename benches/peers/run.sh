@@ -134,8 +134,8 @@ names = {"ours-cache-off": "token-validator, cache off", "ours-cache-on": "token
 base = {"distinct": "ours-cache-off", "repeated": "ours-cache-on"}
 print(f"duration {sys.argv[2]}, concurrency {sys.argv[3]}, connections {sys.argv[4]}, peer workers {sys.argv[5]}; client and servers share this machine")
 print()
-print("| workload | server | req/s | p99 ms | errors | token-validator ÷ server |")
-print("| --- | --- | ---: | ---: | ---: | ---: |")
+print("| workload | server | req/s | p99 ms | errors | server CPU µs/call | token-validator ÷ server |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
 for workload in ("distinct", "repeated"):
     ref = by.get((base[workload], workload))
     for target in ("ours-cache-off", "ours-cache-on", "node", "python", "echo"):
@@ -144,5 +144,7 @@ for workload in ("distinct", "repeated"):
             continue
         errors = sum(r["errors"].values())
         ratio = ref["requests_per_sec"] / r["requests_per_sec"] if ref and r["requests_per_sec"] else float("nan")
-        print(f"| {workload} | {names[target]} | {r['requests_per_sec']:.0f} | {r['latency_ms']['p99']:.2f} | {errors} | {ratio:.2f}× |")
+        cpu = r.get("server_cpu_us_per_call")
+        cpu = f"{cpu:.1f}" if cpu is not None else "-"
+        print(f"| {workload} | {names[target]} | {r['requests_per_sec']:.0f} | {r['latency_ms']['p99']:.2f} | {errors} | {cpu} | {ratio:.2f}× |")
 PY
