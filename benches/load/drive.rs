@@ -226,6 +226,9 @@ async fn send(
                 let kind = mix.pick(&mut rng);
                 let token = tokens.token(kind, n, &mut rng);
                 let client = clients[(n / threads) as usize % clients.len()].clone();
+                // How late the client itself sends: part of every latency counted from due.
+                let lag = (due.elapsed().as_micros() as u64).max(1);
+                let _ = report.lock().unwrap().send_lag.record(lag);
                 let report = report.clone();
                 tasks.spawn(async move {
                     let answer = call(client, rpc, token).await;

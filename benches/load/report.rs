@@ -20,6 +20,9 @@ pub struct Report {
     pub latency: Histogram<u64>,
     /// Latency of the requests carrying a valid token (to read them apart in a mix).
     pub valid_latency: Histogram<u64>,
+    /// Open loop: how long after its due time each request was handed to the client
+    /// (microseconds), i.e. the client's own share of the latency.
+    pub send_lag: Histogram<u64>,
     pub server_rss_mib: Option<f64>,
     /// CPU (user + system) the server process spent per call during the run (`--server-pid`).
     pub server_cpu_us_per_call: Option<f64>,
@@ -40,6 +43,7 @@ impl Report {
             reasons: BTreeMap::new(),
             latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             valid_latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            send_lag: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             server_rss_mib: None,
             server_cpu_us_per_call: None,
             client_cpu_us_per_call: None,
@@ -60,6 +64,7 @@ impl Report {
         self.valid_latency
             .add(&other.valid_latency)
             .expect("same bounds");
+        self.send_lag.add(&other.send_lag).expect("same bounds");
     }
 
     pub fn error_count(&self) -> u64 {
@@ -107,6 +112,11 @@ impl Report {
                 "p50": self.valid_ms(0.50), "p90": self.valid_ms(0.90), "p99": self.valid_ms(0.99),
                 "p99_9": self.valid_ms(0.999), "max": self.valid_latency.max() as f64 / 1000.0,
             })),
+            "send_lag_ms": (!self.send_lag.is_empty()).then(|| json!({
+                "p50": self.send_lag.value_at_quantile(0.5) as f64 / 1000.0,
+                "p99": self.send_lag.value_at_quantile(0.99) as f64 / 1000.0,
+                "max": self.send_lag.max() as f64 / 1000.0,
+            })),
             "server_rss_mib": self.server_rss_mib,
             "server_cpu_us_per_call": self.server_cpu_us_per_call,
             "client_cpu_us_per_call": self.client_cpu_us_per_call,
@@ -139,6 +149,14 @@ impl Report {
                 self.valid_ms(0.999),
                 self.valid_latency.max() as f64 / 1000.0,
                 self.valid_latency.len(),
+            ));
+        }
+        if !self.send_lag.is_empty() {
+            out.push_str(&format!(
+                "  send lag ms  p50 {:.3}  p99 {:.3}  max {:.3}  (due time → handed to the client)\n",
+                self.send_lag.value_at_quantile(0.5) as f64 / 1000.0,
+                self.send_lag.value_at_quantile(0.99) as f64 / 1000.0,
+                self.send_lag.max() as f64 / 1000.0,
             ));
         }
         out.push_str("  answers   ");
