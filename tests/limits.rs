@@ -116,6 +116,10 @@ async fn streams_beyond_the_per_connection_limit_wait_for_a_free_stream() {
     let service = service_with(|c| c.server.max_concurrent_streams = 2, &jwks).await;
     // One HTTP/2 connection: the server's SETTINGS allow 2 open streams on it.
     let channel = grpc_client::connect(&service.url(), TIMEOUT).await.unwrap();
+    // One round trip first, so the client has read those SETTINGS: until it has,
+    // HTTP/2 lets it open any number of streams, and the server refuses the ones
+    // over its limit (REFUSED_STREAM) instead of the client queueing them.
+    grpc_client::health(channel.clone(), "").await.unwrap();
     let mut calls = Vec::new();
     for _ in 0..4 {
         let channel = channel.clone();
@@ -132,9 +136,10 @@ async fn streams_beyond_the_per_connection_limit_wait_for_a_free_stream() {
         "more than 2 streams were open on one connection"
     );
     for call in calls {
+        let answer = call.await.unwrap();
         assert!(
-            call.await.unwrap().is_ok(),
-            "a queued stream failed instead of waiting"
+            answer.is_ok(),
+            "a queued stream failed instead of waiting: {answer:?}"
         );
     }
     assert_eq!(jwks.get_user_calls(), 4);
