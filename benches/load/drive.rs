@@ -76,12 +76,15 @@ pub fn drive(plan: &Plan, tokens: &Arc<Tokens>) -> anyhow::Result<Report> {
             std::thread::spawn(move || -> anyhow::Result<Report> {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
-                    .build()?;
-                let clients = runtime.block_on(connect(&plan.addr, share.connections));
+                    .build();
+                let clients = match &runtime {
+                    Ok(runtime) => runtime.block_on(connect(&plan.addr, share.connections)),
+                    Err(error) => Err(anyhow::anyhow!("client runtime: {error}")),
+                };
                 // Every thread reaches both barriers, connected or not, so none waits forever.
                 ready.wait();
                 go.wait();
-                let clients = clients?;
+                let (runtime, clients) = (runtime?, clients?);
                 let started = *started.get().expect("set before go");
                 Ok(runtime.block_on(send(&plan, share, &clients, &tokens, started, &sent)))
             })
