@@ -220,6 +220,7 @@ async fn send(
             let mut rng = rand::rngs::SmallRng::seed_from_u64(7 + share.thread as u64);
             let mut tasks = tokio::task::JoinSet::new();
             let mut pending = std::collections::VecDeque::new();
+            let mut send_lag = crate::report::micros_histogram();
             while let Some((n, due)) = next_due(&mut due_rx, &mut pending).await {
                 let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                     let mut r = report.lock().unwrap();
@@ -230,8 +231,7 @@ async fn send(
                 let token = tokens.token(kind, n, &mut rng);
                 let client = clients[(n / threads) as usize % clients.len()].clone();
                 // How late the client itself sends: part of every latency counted from due.
-                let lag = (due.elapsed().as_micros() as u64).max(1);
-                let _ = report.lock().unwrap().send_lag.record(lag);
+                let _ = send_lag.record((due.elapsed().as_micros() as u64).max(1));
                 let report = report.clone();
                 tasks.spawn(async move {
                     let answer = call(client, rpc, token).await;
@@ -243,6 +243,7 @@ async fn send(
             }
             let _ = pacer.join();
             while tasks.join_next().await.is_some() {}
+            report.lock().unwrap().send_lag = send_lag;
         }
     }
     Arc::try_unwrap(report)

@@ -41,9 +41,9 @@ impl Report {
             ok: 0,
             errors: BTreeMap::new(),
             reasons: BTreeMap::new(),
-            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
-            valid_latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
-            send_lag: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            latency: micros_histogram(),
+            valid_latency: micros_histogram(),
+            send_lag: micros_histogram(),
             server_rss_mib: None,
             server_cpu_us_per_call: None,
             client_cpu_us_per_call: None,
@@ -79,17 +79,9 @@ impl Report {
         self.requests() as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    fn ms(&self, quantile: f64) -> f64 {
-        self.latency.value_at_quantile(quantile) as f64 / 1000.0
-    }
-
     /// True when some requests did not carry a valid token, so valid ones are worth reading apart.
     fn mixed(&self) -> bool {
         self.valid_latency.len() != self.latency.len()
-    }
-
-    fn valid_ms(&self, quantile: f64) -> f64 {
-        self.valid_latency.value_at_quantile(quantile) as f64 / 1000.0
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -103,20 +95,9 @@ impl Report {
             "seconds": self.elapsed.as_secs_f64(),
             "target_rate": self.target_rate,
             "requests_per_sec": self.rps(),
-            "latency_ms": {
-                "p50": self.ms(0.50), "p90": self.ms(0.90), "p99": self.ms(0.99),
-                "p99_9": self.ms(0.999), "max": self.latency.max() as f64 / 1000.0,
-            },
-            "valid_latency_ms": self.mixed().then(|| json!({
-                "requests": self.valid_latency.len(),
-                "p50": self.valid_ms(0.50), "p90": self.valid_ms(0.90), "p99": self.valid_ms(0.99),
-                "p99_9": self.valid_ms(0.999), "max": self.valid_latency.max() as f64 / 1000.0,
-            })),
-            "send_lag_ms": (!self.send_lag.is_empty()).then(|| json!({
-                "p50": self.send_lag.value_at_quantile(0.5) as f64 / 1000.0,
-                "p99": self.send_lag.value_at_quantile(0.99) as f64 / 1000.0,
-                "max": self.send_lag.max() as f64 / 1000.0,
-            })),
+            "latency_ms": quantiles_json(&self.latency),
+            "valid_latency_ms": self.mixed().then(|| quantiles_json(&self.valid_latency)),
+            "send_lag_ms": (!self.send_lag.is_empty()).then(|| quantiles_json(&self.send_lag)),
             "server_rss_mib": self.server_rss_mib,
             "server_cpu_us_per_call": self.server_cpu_us_per_call,
             "client_cpu_us_per_call": self.client_cpu_us_per_call,
@@ -126,7 +107,7 @@ impl Report {
 
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{} ({})\n  requests {} in {:.2} s = {:.0} req/s{}\n  latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}\n",
+            "{} ({})\n  requests {} in {:.2} s = {:.0} req/s{}\n  latency ms  {}\n",
             self.label,
             self.client,
             self.requests(),
@@ -134,29 +115,19 @@ impl Report {
             self.rps(),
             self.target_rate
                 .map_or(String::new(), |r| format!(" (open loop, target {r:.0}/s)")),
-            self.ms(0.50),
-            self.ms(0.90),
-            self.ms(0.99),
-            self.ms(0.999),
-            self.latency.max() as f64 / 1000.0,
+            quantiles_text(&self.latency),
         );
         if self.mixed() {
             out.push_str(&format!(
-                "  valid only  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({} requests)\n",
-                self.valid_ms(0.50),
-                self.valid_ms(0.90),
-                self.valid_ms(0.99),
-                self.valid_ms(0.999),
-                self.valid_latency.max() as f64 / 1000.0,
+                "  valid only  {}  ({} requests)\n",
+                quantiles_text(&self.valid_latency),
                 self.valid_latency.len(),
             ));
         }
         if !self.send_lag.is_empty() {
             out.push_str(&format!(
-                "  send lag ms  p50 {:.3}  p99 {:.3}  max {:.3}  (due time → handed to the client)\n",
-                self.send_lag.value_at_quantile(0.5) as f64 / 1000.0,
-                self.send_lag.value_at_quantile(0.99) as f64 / 1000.0,
-                self.send_lag.max() as f64 / 1000.0,
+                "  send lag ms  {}  (due time → handed to the client)\n",
+                quantiles_text(&self.send_lag),
             ));
         }
         out.push_str("  answers   ");
@@ -185,6 +156,44 @@ impl Report {
         }
         out
     }
+}
+
+/// An empty histogram of microseconds: 1 µs to 60 s, 3 significant digits.
+pub fn micros_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
+/// The quantiles a report shows, and their JSON keys.
+const QUANTILES: [(&str, f64); 4] = [
+    ("p50", 0.50),
+    ("p90", 0.90),
+    ("p99", 0.99),
+    ("p99_9", 0.999),
+];
+
+/// p50, p90, p99, p99.9 and max of a histogram of microseconds, in milliseconds.
+fn quantiles_ms(histogram: &Histogram<u64>) -> [(&'static str, f64); 5] {
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    let [a, b, c, d] = QUANTILES.map(|(name, q)| (name, ms(histogram.value_at_quantile(q))));
+    [a, b, c, d, ("max", ms(histogram.max()))]
+}
+
+fn quantiles_json(histogram: &Histogram<u64>) -> serde_json::Value {
+    let mut object: serde_json::Map<String, serde_json::Value> = quantiles_ms(histogram)
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), json!(value)))
+        .collect();
+    object.insert("requests".into(), json!(histogram.len()));
+    object.into()
+}
+
+/// "p50 0.123  p90 …  max …" (p99_9 printed as p99.9).
+fn quantiles_text(histogram: &Histogram<u64>) -> String {
+    quantiles_ms(histogram)
+        .iter()
+        .map(|(name, value)| format!("{} {value:.3}", name.replace('_', ".")))
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 /// Resident set size of a process, from /proc (Linux).
