@@ -176,7 +176,10 @@ impl Validator {
             .cache
             .as_ref()
             .and_then(|c| c.get(hash))
-            .filter(|cached| self.keys.has_key(cached.pool, &cached.kid));
+            .filter(|cached| {
+                self.keys
+                    .still_published(cached.pool, &cached.kid, cached.key_epoch)
+            });
         let (cache_hit, verified) = match cached {
             Some(cached) => match self.check_time(&cached.claims, now) {
                 Ok(()) => (true, cached),
@@ -217,6 +220,8 @@ impl Validator {
         let reject = |reason, message: String| {
             ValidationError::Rejected(Rejection::new(reason, message).in_pool(pool).with_kid(kid))
         };
+        // Read before the lookup: a key removed after this shows as a changed epoch.
+        let key_epoch = self.keys.removal_epoch(pool);
         // No Cognito kid is this long: answer without a lookup (nor a refetch, nor memory).
         let lookup = if kid.len() > MAX_KID_BYTES {
             KeyLookup::Unknown
@@ -344,6 +349,7 @@ impl Validator {
         Ok(VerifiedToken {
             pool,
             kid: parsed.kid,
+            key_epoch,
             token_use,
             client_id,
             scopes,

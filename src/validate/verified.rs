@@ -11,6 +11,9 @@ pub struct VerifiedToken {
     pub pool: usize,
     /// The `kid` that verified it: a cached token stops validating once its key is unpublished.
     pub kid: String,
+    /// The pool's key-removal epoch read before `kid` was looked up (see
+    /// `KeyStore::still_published`).
+    pub key_epoch: u64,
     pub token_use: TokenUse,
     /// `aud` of an ID token, `client_id` of an access token.
     pub client_id: String,
