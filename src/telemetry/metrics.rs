@@ -9,7 +9,7 @@
 
 use std::{
     sync::{
-        Arc, Weak,
+        Arc, OnceLock, Weak,
         atomic::{AtomicI64, AtomicU64, Ordering::Relaxed},
     },
     time::Duration,
@@ -17,7 +17,7 @@ use std::{
 
 use opentelemetry::{
     KeyValue, StringValue, Value,
-    metrics::{Counter, Histogram, Meter, MeterProvider as _},
+    metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter, MeterProvider as _},
 };
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
@@ -43,6 +43,7 @@ pub struct Metrics {
     validation_duration: Histogram<f64>,
     rpc_duration: Histogram<f64>,
     per_call: Arc<PerCallCounts>,
+    bound: BoundSeries,
     jwks_fetches: Counter<u64>,
     jwks_fetch_duration: Histogram<f64>,
     unknown_kid_refetches: Counter<u64>,
@@ -64,6 +65,21 @@ struct PerCallCounts {
     active: [AtomicI64; 2],
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+}
+
+/// The series every answered call records, each bound to its label set on
+/// first use. A bound record skips the attribute-set lookup (hashing the
+/// labels under a read lock), measured at ~3% of a cache hit's CPU. Binding on
+/// first use, not up front, keeps `/metrics` listing a series only once it has
+/// data, as unbound instruments do. Other label sets (rejections, errors)
+/// stay unbound: they are bounded too, but many.
+struct BoundSeries {
+    /// `token_validator.validation.duration`, by [RPC slot][cache hit].
+    validation_duration: [[OnceLock<BoundHistogram<f64>>; 2]; 2],
+    /// `rpc.server.duration` of calls answered OK, by RPC slot.
+    rpc_ok_duration: [OnceLock<BoundHistogram<f64>>; 2],
+    /// `token_validator.validations` of valid tokens, by [pool][ID, access].
+    valid: Vec<[OnceLock<BoundCounter<u64>>; 2]>,
 }
 
 /// The RPCs, in [`PerCallCounts::active`] order.
@@ -146,6 +162,11 @@ impl Metrics {
                 "gRPC calls served, by rpc.method and rpc.grpc.status_code",
             ),
             per_call: per_call_instruments(meter),
+            bound: BoundSeries {
+                validation_duration: Default::default(),
+                rpc_ok_duration: Default::default(),
+                valid: config.pools.iter().map(|_| Default::default()).collect(),
+            },
             jwks_fetches: counter(
                 "token_validator.jwks.fetches",
                 "JWKS fetches, by pool and result (ok/http_error/timeout/invalid)",
@@ -290,15 +311,28 @@ impl Metrics {
             Err(ValidationError::EmptyToken) => ("error", "empty_token", None, None),
             Err(ValidationError::TooLarge { .. }) => ("error", "too_large", None, None),
         };
-        self.validations.add(
-            1,
-            &[
+        let labels = || {
+            [
                 KeyValue::new("result", result),
                 KeyValue::new("reason", reason),
                 KeyValue::new("token_use", token_use.map_or("unknown", TokenUse::as_str)),
                 self.pool(pool),
-            ],
-        );
+            ]
+        };
+        let valid_series = match (&outcome.result, token_use, pool) {
+            (Ok(_), Some(token_use), Some(pool)) => self
+                .bound
+                .valid
+                .get(pool)
+                .map(|slots| &slots[usize::from(token_use == TokenUse::Access)]),
+            _ => None,
+        };
+        match valid_series {
+            Some(series) => series
+                .get_or_init(|| self.validations.bind(&labels()))
+                .add(1),
+            None => self.validations.add(1, &labels()),
+        }
         let cache = if outcome.cache_hit { "hit" } else { "miss" };
         if !matches!(
             outcome.result,
@@ -310,10 +344,16 @@ impl Metrics {
                 self.per_call.cache_misses.fetch_add(1, Relaxed);
             }
         }
-        self.validation_duration.record(
-            elapsed.as_secs_f64(),
-            &[KeyValue::new("rpc", rpc), KeyValue::new("cache", cache)],
-        );
+        let slot = rpc_slot(rpc);
+        let labels = [KeyValue::new("rpc", rpc), KeyValue::new("cache", cache)];
+        if RPC_METHODS[slot] == rpc {
+            self.bound.validation_duration[slot][usize::from(outcome.cache_hit)]
+                .get_or_init(|| self.validation_duration.bind(&labels))
+                .record(elapsed.as_secs_f64());
+        } else {
+            self.validation_duration
+                .record(elapsed.as_secs_f64(), &labels);
+        }
     }
 
     /// A gRPC call started; returns a guard that records its end.
@@ -357,17 +397,31 @@ pub struct RpcTimer {
 }
 
 impl RpcTimer {
+    /// When the call started (its deadline counts from here).
+    pub fn started(&self) -> std::time::Instant {
+        self.started
+    }
+
     /// `code` is the gRPC status code number (0 = OK).
     pub fn finish(self, code: i32) {
-        self.metrics.rpc_duration.record(
-            self.started.elapsed().as_secs_f64(),
-            &[
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let labels = || {
+            [
                 KeyValue::new("rpc.system", "grpc"),
                 KeyValue::new("rpc.service", crate::grpc::SERVICE_NAME),
                 KeyValue::new("rpc.method", self.method),
                 KeyValue::new("rpc.grpc.status_code", i64::from(code)),
-            ],
-        );
+            ]
+        };
+        let slot = rpc_slot(self.method);
+        let rpc_duration = &self.metrics.rpc_duration;
+        if code == 0 && RPC_METHODS[slot] == self.method {
+            self.metrics.bound.rpc_ok_duration[slot]
+                .get_or_init(|| rpc_duration.bind(&labels()))
+                .record(elapsed);
+        } else {
+            rpc_duration.record(elapsed, &labels());
+        }
         self.metrics.per_call.active[rpc_slot(self.method)].fetch_sub(1, Relaxed);
     }
 }
