@@ -8,12 +8,13 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
     time::{Duration, Instant},
 };
-
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use tower::{Layer, Service};
 
@@ -82,7 +83,10 @@ where
 /// per-caller rate limit, keyed by the mTLS client certificate when there is
 /// one and by the peer IP otherwise.
 pub struct Admission {
-    in_flight: Arc<Semaphore>,
+    /// Calls admitted and not yet finished. A count, not a semaphore: no call
+    /// ever waits for a slot, and tokio's semaphore takes a lock on every
+    /// release, which both workers contended for on every call.
+    in_flight: AtomicUsize,
     max_in_flight: usize,
     per_caller: Option<CallerLimiter>,
 }
@@ -90,17 +94,14 @@ pub struct Admission {
 impl Admission {
     pub fn new(max_in_flight: usize, per_caller_per_sec: u32) -> Self {
         Self {
-            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            in_flight: AtomicUsize::new(0),
             max_in_flight,
             per_caller: (per_caller_per_sec > 0).then(|| CallerLimiter::new(per_caller_per_sec)),
         }
     }
 
     /// A permit to run the call, held until it ends.
-    pub fn admit<T>(
-        &self,
-        request: &tonic::Request<T>,
-    ) -> Result<OwnedSemaphorePermit, tonic::Status> {
+    pub fn admit<T>(&self, request: &tonic::Request<T>) -> Result<Permit<'_>, tonic::Status> {
         if let Some(limiter) = &self.per_caller
             && let Some(caller) = Caller::of(request)
             && !limiter.allow(caller)
@@ -109,12 +110,25 @@ impl Admission {
                 "rate limit for this caller exceeded (server.rate_limit_per_caller)",
             ));
         }
-        self.in_flight.clone().try_acquire_owned().map_err(|_| {
-            tonic::Status::resource_exhausted(format!(
+        // Count first, then check: a refused call undoes its count (through the
+        // permit's drop), so the count never stays above the calls running.
+        let permit = Permit(&self.in_flight);
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {
+            return Err(tonic::Status::resource_exhausted(format!(
                 "server busy: {} calls in flight (server.max_concurrent_requests)",
                 self.max_in_flight
-            ))
-        })
+            )));
+        }
+        Ok(permit)
+    }
+}
+
+/// One admitted call; dropping it frees its slot.
+pub struct Permit<'a>(&'a AtomicUsize);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -3,8 +3,10 @@
 //! (continuing the caller's `traceparent`), metrics and audit event.
 
 use std::{
+    future::Future,
     net::SocketAddr,
     sync::Arc,
+    task::Poll,
     time::{Duration, Instant},
 };
 
@@ -88,13 +90,22 @@ impl TokenValidatorService {
             Err(status) => Err(status),
             Ok(_permit) => {
                 let peer = request.remote_addr();
-                let call = body(request.into_inner(), peer).instrument(span.clone());
-                match tokio::time::timeout(self.timeout, call).await {
-                    Ok(result) => result,
-                    Err(_) => Err(Status::deadline_exceeded(format!(
-                        "the call took longer than server.request_timeout_ms ({} ms)",
-                        self.timeout.as_millis()
-                    ))),
+                let mut call =
+                    std::pin::pin!(body(request.into_inner(), peer).instrument(span.clone()));
+                // Most calls (cache hits, rejections, full checks) finish in their first
+                // poll; only one that waits (a key refetch, a GetUser call) needs a timer.
+                match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => {
+                        let deadline = timer.started() + self.timeout;
+                        match tokio::time::timeout_at(deadline.into(), call).await {
+                            Ok(result) => result,
+                            Err(_) => Err(Status::deadline_exceeded(format!(
+                                "the call took longer than server.request_timeout_ms ({} ms)",
+                                self.timeout.as_millis()
+                            ))),
+                        }
+                    }
                 }
             }
         };
