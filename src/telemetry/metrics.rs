@@ -422,7 +422,7 @@ impl RpcTimer {
         } else {
             rpc_duration.record(elapsed, &labels());
         }
-        self.metrics.per_call.active[rpc_slot(self.method)].fetch_sub(1, Relaxed);
+        self.metrics.per_call.active[slot].fetch_sub(1, Relaxed);
     }
 }
 
