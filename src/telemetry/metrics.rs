@@ -85,8 +85,10 @@ struct BoundSeries {
 /// The RPCs, in [`PerCallCounts::active`] order.
 const RPC_METHODS: [&str; 2] = ["ValidateToken", "GetUserInfo"];
 
-fn rpc_slot(method: &str) -> usize {
-    usize::from(method == RPC_METHODS[1])
+/// The slot of one of [`RPC_METHODS`]; `None` for any other method (no slot:
+/// not counted as active, its series stay unbound).
+fn rpc_slot(method: &str) -> Option<usize> {
+    RPC_METHODS.iter().position(|m| *m == method)
 }
 
 fn shared(value: &str) -> Value {
@@ -344,24 +346,27 @@ impl Metrics {
                 self.per_call.cache_misses.fetch_add(1, Relaxed);
             }
         }
-        let slot = rpc_slot(rpc);
         let labels = [KeyValue::new("rpc", rpc), KeyValue::new("cache", cache)];
-        if RPC_METHODS[slot] == rpc {
-            self.bound.validation_duration[slot][usize::from(outcome.cache_hit)]
+        match rpc_slot(rpc) {
+            Some(slot) => self.bound.validation_duration[slot][usize::from(outcome.cache_hit)]
                 .get_or_init(|| self.validation_duration.bind(&labels))
-                .record(elapsed.as_secs_f64());
-        } else {
-            self.validation_duration
-                .record(elapsed.as_secs_f64(), &labels);
+                .record(elapsed.as_secs_f64()),
+            None => self
+                .validation_duration
+                .record(elapsed.as_secs_f64(), &labels),
         }
     }
 
     /// A gRPC call started; returns a guard that records its end.
     pub fn rpc_started(self: &Arc<Self>, method: &'static str) -> RpcTimer {
-        self.per_call.active[rpc_slot(method)].fetch_add(1, Relaxed);
+        let slot = rpc_slot(method);
+        if let Some(slot) = slot {
+            self.per_call.active[slot].fetch_add(1, Relaxed);
+        }
         RpcTimer {
             metrics: self.clone(),
             method,
+            slot,
             started: std::time::Instant::now(),
         }
     }
@@ -393,6 +398,7 @@ impl Metrics {
 pub struct RpcTimer {
     metrics: Arc<Metrics>,
     method: &'static str,
+    slot: Option<usize>,
     started: std::time::Instant,
 }
 
@@ -413,16 +419,16 @@ impl RpcTimer {
                 KeyValue::new("rpc.grpc.status_code", i64::from(code)),
             ]
         };
-        let slot = rpc_slot(self.method);
         let rpc_duration = &self.metrics.rpc_duration;
-        if code == 0 && RPC_METHODS[slot] == self.method {
-            self.metrics.bound.rpc_ok_duration[slot]
+        match self.slot {
+            Some(slot) if code == 0 => self.metrics.bound.rpc_ok_duration[slot]
                 .get_or_init(|| rpc_duration.bind(&labels()))
-                .record(elapsed);
-        } else {
-            rpc_duration.record(elapsed, &labels());
+                .record(elapsed),
+            _ => rpc_duration.record(elapsed, &labels()),
         }
-        self.metrics.per_call.active[slot].fetch_sub(1, Relaxed);
+        if let Some(slot) = self.slot {
+            self.metrics.per_call.active[slot].fetch_sub(1, Relaxed);
+        }
     }
 }
 
