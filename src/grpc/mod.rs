@@ -8,6 +8,7 @@ mod limits;
 mod server;
 mod service;
 pub mod tls;
+mod transport;
 
 /// The generated types of `proto/tokenvalidator/v1/token_validator.proto`.
 pub mod proto {
@@ -21,6 +22,7 @@ pub mod proto {
 
 pub use server::{GrpcServer, Listener};
 pub use service::TokenValidatorService;
+pub use transport::Coalesced;
 
 /// The gRPC service name the health service reports, besides "" (overall).
 pub const SERVICE_NAME: &str = "tokenvalidator.v1.TokenValidator";

@@ -12,7 +12,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use super::{
     SERVICE_NAME, limits::OversizeIsInvalidArgument, proto, service::TokenValidatorService,
-    tls::TlsSource,
+    tls::TlsSource, transport::Coalesced,
 };
 use crate::{
     config::{ListenAddr, ServerConfig},
@@ -153,14 +153,14 @@ impl GrpcServer {
                 let (incoming, accept) = super::tls::incoming(listener, tls.clone());
                 background.push(accept);
                 background.push(tls.spawn_reloader());
-                Box::pin(router.serve_with_incoming_shutdown(incoming, stopped))
+                Box::pin(router.serve_with_incoming_shutdown(coalesced(incoming), stopped))
             }
             (Listener::Tcp(listener), None) => Box::pin(router.serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                coalesced(TcpIncoming::from(listener).with_nodelay(Some(true))),
                 stopped,
             )),
             (Listener::Unix(listener, _), _) => Box::pin(router.serve_with_incoming_shutdown(
-                tokio_stream::wrappers::UnixListenerStream::new(listener),
+                coalesced(tokio_stream::wrappers::UnixListenerStream::new(listener)),
                 stopped,
             )),
         };
@@ -204,4 +204,14 @@ impl GrpcServer {
 async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status("", status).await;
     health.set_service_status(SERVICE_NAME, status).await;
+}
+
+/// Each accepted connection, wrapped so its answers leave in as few writes as
+/// possible (see `transport`).
+fn coalesced<S, T>(incoming: S) -> impl tokio_stream::Stream<Item = std::io::Result<Coalesced<T>>>
+where
+    S: tokio_stream::Stream<Item = std::io::Result<T>>,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    tokio_stream::StreamExt::map(incoming, |accepted| accepted.map(Coalesced::new))
 }
