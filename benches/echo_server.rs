@@ -4,7 +4,11 @@
 //! about as large as the real service's (whose claims carry the payload JSON).
 //! Whatever the real service loses against it is the cost of validation itself.
 //!
-//!   cargo bench --bench echo_server -- --port 50999
+//! With `--coalesced` its connections are wrapped as the service's are
+//! (`token_validator::grpc::Coalesced`: answers leave in one write per flush),
+//! so a reader can tell that transport's gain apart from validation's cost.
+//!
+//!   cargo bench --bench echo_server -- --port 50999 [--coalesced]
 
 use std::net::SocketAddr;
 
@@ -53,20 +57,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .position(|a| a == "--port")
         .and_then(|i| args.get(i + 1))
         .map_or(Ok(50999), |p| p.parse())?;
+    let coalesced = args.iter().any(|a| a == "--coalesced");
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     tokio::runtime::Runtime::new()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         println!("READY {}", listener.local_addr()?.port());
-        tonic::transport::Server::builder()
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
-            .add_service(TokenValidatorServer::new(Echo))
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                async {
-                    let _ = tokio::signal::ctrl_c().await;
-                },
-            )
-            .await?;
+            .add_service(TokenValidatorServer::new(Echo));
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        if coalesced {
+            let incoming = tokio_stream::StreamExt::map(incoming, |accepted| {
+                accepted.map(token_validator::grpc::Coalesced::new)
+            });
+            router.serve_with_incoming_shutdown(incoming, stop).await?;
+        } else {
+            router.serve_with_incoming_shutdown(incoming, stop).await?;
+        }
         Ok(())
     })
 }
