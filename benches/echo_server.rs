@@ -71,9 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = tokio::signal::ctrl_c().await;
         };
         if coalesced {
-            let incoming = tokio_stream::StreamExt::map(incoming, |accepted| {
-                accepted.map(token_validator::grpc::Coalesced::new)
-            });
+            let incoming = token_validator::grpc::coalesced(incoming);
             router.serve_with_incoming_shutdown(incoming, stop).await?;
         } else {
             router.serve_with_incoming_shutdown(incoming, stop).await?;

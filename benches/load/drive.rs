@@ -142,12 +142,21 @@ async fn connect(addr: &str, connections: usize) -> anyhow::Result<Vec<Channel>>
         // HEADERS, ~1 KiB DATA and end of stream leave in one write, not 2–3.
         let channel = tonic::transport::Endpoint::from_shared(addr.to_string())?
             .connect_with_connector(tower::service_fn(|uri: http::Uri| async move {
-                let host = uri.host().unwrap_or("127.0.0.1");
+                let unusable = |why: &str| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("--addr {uri}: {why}"),
+                    )
+                };
+                if uri.scheme_str() != Some("http") {
+                    return Err(unusable("only http:// is supported"));
+                }
+                let host = uri.host().ok_or_else(|| unusable("no host"))?;
                 let host = host.trim_start_matches('[').trim_end_matches(']');
-                let port = uri.port_u16().unwrap_or(80);
-                let stream = tokio::net::TcpStream::connect((host, port)).await?;
+                let stream =
+                    tokio::net::TcpStream::connect((host, uri.port_u16().unwrap_or(80))).await?;
                 stream.set_nodelay(true)?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(Coalesced::new(stream)))
+                Ok(hyper_util::rt::TokioIo::new(Coalesced::new(stream)))
             }))
             .await?;
         clients.push(channel);

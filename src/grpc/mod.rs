@@ -22,7 +22,7 @@ pub mod proto {
 
 pub use server::{GrpcServer, Listener};
 pub use service::TokenValidatorService;
-pub use transport::Coalesced;
+pub use transport::{Coalesced, coalesced};
 
 /// The gRPC service name the health service reports, besides "" (overall).
 pub const SERVICE_NAME: &str = "tokenvalidator.v1.TokenValidator";

@@ -12,7 +12,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use super::{
     SERVICE_NAME, limits::OversizeIsInvalidArgument, proto, service::TokenValidatorService,
-    tls::TlsSource, transport::Coalesced,
+    tls::TlsSource, transport::coalesced,
 };
 use crate::{
     config::{ListenAddr, ServerConfig},
@@ -204,14 +204,4 @@ impl GrpcServer {
 async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status("", status).await;
     health.set_service_status(SERVICE_NAME, status).await;
-}
-
-/// Each accepted connection, wrapped so its answers leave in as few writes as
-/// possible (see `transport`).
-fn coalesced<S, T>(incoming: S) -> impl tokio_stream::Stream<Item = std::io::Result<Coalesced<T>>>
-where
-    S: tokio_stream::Stream<Item = std::io::Result<T>>,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite,
-{
-    tokio_stream::StreamExt::map(incoming, |accepted| accepted.map(Coalesced::new))
 }
