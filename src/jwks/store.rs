@@ -56,8 +56,8 @@ struct Pool {
     url: String,
     refetch: Mutex<RefetchState>,
     last_success: Mutex<Option<Instant>>,
-    /// Bumped (before the new set is installed) whenever a key set drops a kid
-    /// the previous one had: see [`KeyStore::still_published`].
+    /// Bumped (right after the new set is installed) whenever a key set drops a
+    /// kid the previous one had: see [`KeyStore::still_published`].
     removals: AtomicU64,
 }
 
@@ -285,12 +285,9 @@ impl KeyStore {
             (Some(old), false) => old.generation,
             _ => self.generation.fetch_add(1, Ordering::Relaxed) + 1,
         };
-        if let Some(old) = &previous
-            && old.set.kids().iter().any(|kid| set.get(kid).is_none())
-        {
-            // Before the install: from here on, cache hits look the key up.
-            entry.removals.fetch_add(1, Ordering::AcqRel);
-        }
+        let removes_a_kid = previous
+            .as_ref()
+            .is_some_and(|old| old.set.kids().iter().any(|kid| set.get(kid).is_none()));
         if changed {
             let new_kids = set.kids();
             match &previous {
@@ -309,6 +306,13 @@ impl KeyStore {
                 generation,
             },
         );
+        if removes_a_kid {
+            // After the install, not before: a check that reads the new epoch
+            // then sees the new set, so it cannot cache a removed key under the
+            // new epoch. One that read the old epoch is cached under it, and
+            // its hits look the key up from now on.
+            entry.removals.fetch_add(1, Ordering::AcqRel);
+        }
         *entry.last_success.lock().expect("not poisoned") = Some(Instant::now());
         if !*self.ready.borrow() && (0..self.pools.len()).all(|p| self.sets.contains_key(&p)) {
             self.ready.send_replace(true);
