@@ -48,9 +48,10 @@ impl<K, V> moka::Expiry<K, Expiring<V>> for PerEntryTtl {
     }
 }
 
-/// Hashes a [`TokenHash`] by folding its bytes (a rotate and an xor per 8). The key is already a
-/// SHA-256 digest, uniform and not choosable by a caller, so running SipHash
-/// over it again (moka's default, ~1% of a cache hit's CPU) buys nothing.
+/// Hashes a [`TokenHash`] by folding its bytes (a rotate and an xor per 8).
+/// The key is already a SHA-256 digest, uniform and not choosable by a caller,
+/// so running SipHash over it again (moka's default, ~1% of a cache hit's CPU)
+/// buys nothing.
 #[derive(Default)]
 pub struct DigestHasher(u64);
 
