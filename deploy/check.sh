@@ -307,6 +307,9 @@ main() {
     must_fail_naming --kube-version 1.26.0 -- kubeVersion
   check "values.schema.json refuses config.audit.max_events_per_sec: 0" \
     must_fail_naming --set config.audit.max_events_per_sec=0 -- max_events_per_sec
+  check "values.schema.json refuses a non-boolean config.pools[].required" \
+    must_fail_naming --set-json 'config.pools=[{"name":"a","region":"us-east-1","user_pool_id":"us-east-1_A1","client_ids":["c"],"required":"no"}]' \
+    -- '/config/pools/0/required'
 
   # Grafana dashboard (the chart ships helm/token-validator/dashboards/; deploy/grafana/ holds the same file).
   check "Grafana dashboard: structure, metric/label allowlist, both copies identical" \

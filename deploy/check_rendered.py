@@ -27,7 +27,8 @@ import yaml
 # `metrics` are written by the chart itself.
 CONFIG_KEYS = {
     "listen": None,
-    "pools": {"name", "region", "user_pool_id", "client_ids", "token_use", "issuer", "jwks_url", "allow_any_client"},
+    "pools": {"name", "region", "user_pool_id", "client_ids", "token_use", "issuer", "jwks_url", "allow_any_client",
+              "required"},
     "userinfo": {"cognito_lookup", "cognito_endpoint", "cache_ttl_secs", "cache_max_entries", "timeout_ms"},
     "jwks": {"refresh_interval_secs", "unknown_kid_cooldown_secs", "connect_timeout_ms", "fetch_timeout_ms",
              "max_response_bytes", "allow_insecure_http", "retry_backoff_min_ms", "retry_backoff_max_ms",
@@ -110,6 +111,9 @@ def manifests(path, expect, dashboard_path):
     pools = cfg.get("pools", [])
     check(pools and all(p.get("name") and p.get("region") and p.get("user_pool_id") for p in pools),
           f"config.yaml lists {len(pools)} pool(s), each with name, region and user_pool_id")
+    optional = [p.get("name") for p in pools if p.get("required", True) is False]
+    check(all(isinstance(p.get("required", True), bool) for p in pools),
+          f"pools[].required is a boolean where set (optional pools: {optional or 'none'})")
     check(port_of(cfg.get("listen", ":0")) == cports.get("grpc"), "config listen port == container port grpc")
     metrics_cfg = cfg.get("metrics", {})
     if metrics_cfg.get("enabled"):

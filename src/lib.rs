@@ -12,6 +12,7 @@ pub mod dev;
 pub mod grpc;
 pub mod jwks;
 pub mod telemetry;
+pub mod text;
 pub mod userinfo;
 pub mod validate;
 

@@ -17,7 +17,7 @@ use common::*;
 use serde_json::{Value, json};
 use token_validator::{
     App,
-    config::{PoolConfig, TokenUse},
+    config::PoolConfig,
     grpc::proto::{self, Reason},
 };
 
@@ -195,14 +195,9 @@ async fn tokens_from_the_cognito_local_emulator_validate_and_a_tampered_one_does
     // The service trusts the emulator's pool: its issuer is the emulator's own URL.
     let mut config = config_for("http://unused.invalid/");
     config.pools = vec![PoolConfig {
-        name: "cognito-local".into(),
-        region: "us-east-1".into(),
-        user_pool_id: pool_id.clone(),
         client_ids: vec![client_id.clone()],
-        token_use: vec![TokenUse::Id, TokenUse::Access],
         issuer: Some(format!("{url}/{pool_id}")),
-        jwks_url: None,
-        allow_any_client: false,
+        ..PoolConfig::new("cognito-local", "us-east-1", pool_id.clone())
     }];
     config.userinfo.cognito_lookup = true;
     config.userinfo.cognito_endpoint = format!("{url}/");

@@ -281,6 +281,28 @@ async fn every_hostile_token_gets_its_exact_reason_and_nothing_is_fetched_for_it
     };
     // 5,000 levels still fit in 16 KiB: the parser's depth limit answers.
     corpus.push(("nested JSON 5,000 deep", nested(5_000), Reason::Malformed));
+    // Claim values that serde would quote back whole: a whole token as `exp`,
+    // a payload that is one JSON string, a huge issuer and client id.
+    corpus.push((
+        "exp is a whole token",
+        with(&|c| c["exp"] = good.clone().into()),
+        Reason::Malformed,
+    ));
+    corpus.push((
+        "payload is a JSON string holding a token",
+        signed_raw(header_a, json!(good.clone()).to_string().as_bytes()),
+        Reason::Malformed,
+    ));
+    corpus.push((
+        "issuer is a whole token",
+        with(&|c| c["iss"] = good.clone().into()),
+        Reason::UnknownIssuer,
+    ));
+    corpus.push((
+        "aud is a list of tokens",
+        with(&|c| c["aud"] = json!([good.clone(), good.clone()])),
+        Reason::WrongClient,
+    ));
 
     for (case, token, expected) in &corpus {
         let answer = validate(&mut client, request(token.clone())).await;
@@ -290,6 +312,24 @@ async fn every_hostile_token_gets_its_exact_reason_and_nothing_is_fetched_for_it
             !answer.message.contains(token.as_str()),
             "{case}: token echoed"
         );
+        assert!(
+            answer.message.chars().count() <= 200,
+            "{case}: {} characters in the message",
+            answer.message.chars().count()
+        );
+        // No run of 40 characters of either token (the one sent, the one
+        // embedded in claims) comes back: values are cut at 32.
+        for echoed in [token.as_str(), good.as_str()] {
+            let chars: Vec<char> = echoed.chars().collect();
+            assert!(
+                !chars
+                    .windows(40)
+                    .step_by(7)
+                    .any(|w| answer.message.contains(&w.iter().collect::<String>())),
+                "{case}: part of a token echoed: {}",
+                answer.message
+            );
+        }
     }
     // The real pool B token still validates; so does pool A's.
     assert!(

@@ -175,3 +175,153 @@ async fn a_thousand_random_kids_at_once_cost_at_most_one_refetch() {
             .valid
     );
 }
+
+#[tokio::test]
+async fn a_key_replaced_under_the_same_kid_invalidates_what_the_old_key_verified() {
+    let r1 = SigningKey::generate("K").unwrap();
+    let r2 = SigningKey::generate("K").unwrap();
+    let jwks = JwksServer::start(&[&r1]).await;
+    let mut config = config_for(&jwks.url());
+    config.jwks.refresh_interval_secs = 1;
+    let service = start_service(config).await;
+    let mut client = client(&service).await;
+    let metrics = service.metrics_addr.unwrap();
+
+    let old_token = r1.sign_claims(&id_claims());
+    assert!(
+        validate(&mut client, request(old_token.clone()))
+            .await
+            .valid
+    );
+    // Cached now: a second answer comes from the cache.
+    assert!(
+        validate(&mut client, request(old_token.clone()))
+            .await
+            .valid
+    );
+    let rotations_before = metric_sum(
+        &scrape_metrics(metrics).await,
+        "token_validator_jwks_rotations_total",
+        "pool=\"main\"",
+    );
+
+    // Same kid, other material.
+    jwks.set_keys(&[&r2]);
+    assert!(
+        eventually(|| async {
+            let answer = validate(&mut client.clone(), request(old_token.clone())).await;
+            !answer.valid
+        })
+        .await,
+        "a token of the replaced key stayed valid from the cache"
+    );
+    let answer = validate(&mut client, request(old_token.clone())).await;
+    assert_eq!(
+        reason_of(&answer),
+        Reason::BadSignature,
+        "{}",
+        answer.message
+    );
+    assert!(
+        validate(&mut client, request(r2.sign_claims(&id_claims())))
+            .await
+            .valid
+    );
+    let rotations = metric_sum(
+        &scrape_metrics(metrics).await,
+        "token_validator_jwks_rotations_total",
+        "pool=\"main\"",
+    );
+    assert_eq!(
+        rotations,
+        rotations_before + 1.0,
+        "the replacement counts as one rotation"
+    );
+}
+
+#[tokio::test]
+async fn a_kid_seen_before_it_was_published_validates_once_the_cooldown_has_passed() {
+    let key = SigningKey::generate("K1").unwrap();
+    let k3 = SigningKey::generate("K3").unwrap();
+    let jwks = JwksServer::start(&[&key]).await;
+    let mut config = config_for(&jwks.url());
+    config.jwks.refresh_interval_secs = 30;
+    config.jwks.unknown_kid_cooldown_secs = 1;
+    let service = start_service(config).await;
+    let mut client = client(&service).await;
+
+    let early = k3.sign_claims(&id_claims());
+    assert_eq!(
+        reason_of(&validate(&mut client, request(early.clone())).await),
+        Reason::UnknownKey
+    );
+    let fetches = jwks.fetches();
+    jwks.set_keys(&[&key, &k3]);
+    // Well before the next scheduled refresh (~27-30 s), after the 1 s cooldown.
+    assert!(
+        eventually(|| async {
+            validate(&mut client.clone(), request(k3.sign_claims(&id_claims())))
+                .await
+                .valid
+        })
+        .await,
+        "a kid remembered as unknown stayed unknown after it was published"
+    );
+    assert!(validate(&mut client, request(early)).await.valid);
+    // Each retry within the cooldown cost no fetch: one refetch at the most per second.
+    assert!(
+        jwks.fetches() - fetches <= 11,
+        "{} fetches",
+        jwks.fetches() - fetches
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_calls_keep_flowing_while_unknown_kids_wait_on_a_hanging_jwks() {
+    let key = SigningKey::generate("real").unwrap();
+    let jwks = JwksServer::start(&[&key]).await;
+    let mut config = config_for(&jwks.url());
+    config.jwks.fetch_timeout_ms = 2_000;
+    let service = start_service(config).await;
+    jwks.set_delay(Duration::from_secs(60));
+    let fetches = jwks.fetches();
+
+    // 1,100 unknown-kid calls over five connections (256 streams each at most).
+    let attacker = SigningKey::generate("x").unwrap();
+    let mut flood = Vec::new();
+    for connection in 0..5 {
+        let client = common::client(&service).await;
+        for i in 0..220 {
+            let mut client = client.clone();
+            let token = attacker.sign_with_header(
+                &serde_json::json!({"alg": "RS256", "kid": format!("unknown-{connection}-{i}")}),
+                &id_claims(),
+            );
+            flood.push(tokio::spawn(async move {
+                client.validate_token(request(token)).await
+            }));
+        }
+    }
+    assert!(
+        jwks.wait_for_fetches(fetches + 1).await,
+        "no refetch started"
+    );
+
+    // Meanwhile, on a connection of their own: every valid call is answered valid.
+    let mut client = common::client(&service).await;
+    for _ in 0..5 {
+        let answer = client
+            .validate_token(request(key.sign_claims(&id_claims())))
+            .await
+            .expect("a valid call is answered during the refetch");
+        assert!(answer.into_inner().valid);
+    }
+    let mut unknown = 0;
+    for call in flood {
+        let answer = tokio::time::timeout(TIMEOUT, call).await.unwrap().unwrap();
+        let answer = answer.expect("an unknown-kid call is answered, not refused");
+        assert_eq!(reason_of(&answer.into_inner()), Reason::UnknownKey);
+        unknown += 1;
+    }
+    assert_eq!(unknown, 1_100);
+}

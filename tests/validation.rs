@@ -317,3 +317,44 @@ async fn the_cache_can_be_turned_off() {
     assert_eq!(json["custom:tenant"], "acme");
     assert!(service.app.validator.cache().is_none());
 }
+
+#[tokio::test]
+async fn iat_and_nbf_may_run_ahead_by_the_clock_skew_but_exp_keeps_no_leeway() {
+    let f = fixture().await;
+    let mut client = client(&f.service).await;
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut claims = id_claims();
+        edit(&mut claims);
+        f.key.sign_claims(&claims)
+    };
+    // Cognito's clock a little ahead of ours: a fresh token is good.
+    for (case, token) in [
+        ("iat 2 s ahead", with(&|c| c["iat"] = (now() + 2).into())),
+        ("nbf 30 s ahead", with(&|c| c["nbf"] = (now() + 30).into())),
+        ("iat 55 s ahead", with(&|c| c["iat"] = (now() + 55).into())),
+    ] {
+        let answer = validate(&mut client, request(token)).await;
+        assert!(answer.valid, "{case}: {}", answer.message);
+    }
+    // Beyond the default 60 s skew, and exp with the default 0 leeway.
+    for (case, token, reason) in [
+        (
+            "iat 120 s ahead",
+            with(&|c| c["iat"] = (now() + 120).into()),
+            Reason::NotYetValid,
+        ),
+        (
+            "nbf 120 s ahead",
+            with(&|c| c["nbf"] = (now() + 120).into()),
+            Reason::NotYetValid,
+        ),
+        (
+            "expired 1 s ago",
+            with(&|c| c["exp"] = (now() - 1).into()),
+            Reason::Expired,
+        ),
+    ] {
+        let answer = validate(&mut client, request(token)).await;
+        assert_eq!(reason_of(&answer), reason, "{case}: {}", answer.message);
+    }
+}

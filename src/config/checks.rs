@@ -100,6 +100,23 @@ impl Config {
                 ));
             }
         }
+        for (key, value) in [
+            ("validation.leeway_secs", self.validation.leeway_secs),
+            (
+                "validation.max_clock_skew_secs",
+                self.validation.max_clock_skew_secs,
+            ),
+        ] {
+            if value > super::MAX_SKEW_SECS {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{value} is over the limit of {} seconds",
+                        super::MAX_SKEW_SECS
+                    ),
+                ));
+            }
+        }
         if self.validation.max_token_bytes == 0 {
             return Err(invalid("validation.max_token_bytes", "must be > 0"));
         }
@@ -115,6 +132,12 @@ impl Config {
             return Err(invalid(
                 "jwks.retry_backoff_min_ms",
                 "must be > 0 and <= jwks.retry_backoff_max_ms",
+            ));
+        }
+        if self.jwks.max_refetch_waiters == 0 {
+            return Err(invalid(
+                "jwks.max_refetch_waiters",
+                "must be > 0 (an unknown kid could never trigger a refetch)",
             ));
         }
         if self.jwks.max_response_bytes < 1024 {

@@ -159,14 +159,12 @@ impl Config {
             .map(String::from)
             .collect();
         self.pools.push(PoolConfig {
-            name: var("COGNITO_POOL_NAME").unwrap_or_else(|| "default".into()),
-            region,
-            user_pool_id,
             client_ids,
-            token_use: default_token_use(),
-            issuer: None,
-            jwks_url: None,
-            allow_any_client: false,
+            ..PoolConfig::new(
+                var("COGNITO_POOL_NAME").unwrap_or_else(|| "default".into()),
+                region,
+                user_pool_id,
+            )
         });
         Ok(())
     }
@@ -281,6 +279,21 @@ mod tests {
             ListenAddr::parse("unix:///tmp/tv.sock").unwrap(),
             ListenAddr::Unix("/tmp/tv.sock".into())
         );
+    }
+
+    #[test]
+    fn leeway_and_clock_skew_are_bounded_at_load() {
+        let config = load_yaml(ONE_POOL, &[]).unwrap();
+        assert_eq!(config.validation.leeway_secs, 0);
+        assert_eq!(config.validation.max_clock_skew_secs, 60);
+        for key in ["leeway_secs", "max_clock_skew_secs"] {
+            for value in ["301", "315360000", "9223372036854775808"] {
+                let yaml = format!("{ONE_POOL}validation:\n  {key}: {value}\n");
+                let err = load_yaml(&yaml, &[]).unwrap_err().to_string();
+                assert!(err.contains(&format!("validation.{key}")), "{err}");
+            }
+            load_yaml(&format!("{ONE_POOL}validation:\n  {key}: 300\n"), &[]).unwrap();
+        }
     }
 
     #[test]

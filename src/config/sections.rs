@@ -25,9 +25,39 @@ pub struct PoolConfig {
     /// Accept tokens of every app client of the pool; must be said explicitly.
     #[serde(default)]
     pub allow_any_client: bool,
+    /// Whether readiness waits for this pool's keys. An optional pool (tenants,
+    /// staging, a pool just added) never makes the service unready: its tokens
+    /// answer UNAVAILABLE until its keys arrive, while every other pool serves.
+    #[serde(default = "default_required")]
+    pub required: bool,
+}
+
+fn default_required() -> bool {
+    true
 }
 
 impl PoolConfig {
+    /// A pool with the documented defaults: no app client listed (so it needs
+    /// `client_ids` or `allow_any_client` before it validates), both token
+    /// kinds, the standard Cognito issuer and JWKS URL, required for readiness.
+    pub fn new(
+        name: impl Into<String>,
+        region: impl Into<String>,
+        user_pool_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            region: region.into(),
+            user_pool_id: user_pool_id.into(),
+            client_ids: Vec::new(),
+            token_use: default_token_use(),
+            issuer: None,
+            jwks_url: None,
+            allow_any_client: false,
+            required: default_required(),
+        }
+    }
+
     /// The exact `iss` value this pool's tokens carry.
     pub fn issuer(&self) -> String {
         match &self.issuer {
@@ -123,6 +153,10 @@ pub struct JwksConfig {
     pub retry_backoff_max_ms: u64,
     /// How many unknown `kid`s are remembered per process, so repeats cost no fetch.
     pub unknown_kid_memory: u64,
+    /// Requests of one pool that may wait for an unknown-kid refetch at once;
+    /// the rest answer UNKNOWN_KEY at once, so a flood of unknown kids while the
+    /// JWKS endpoint hangs cannot hold every admission slot.
+    pub max_refetch_waiters: usize,
 }
 
 impl Default for JwksConfig {
@@ -137,6 +171,7 @@ impl Default for JwksConfig {
             retry_backoff_min_ms: 500,
             retry_backoff_max_ms: 30_000,
             unknown_kid_memory: 10_000,
+            max_refetch_waiters: 32,
         }
     }
 }
@@ -147,17 +182,26 @@ impl Default for JwksConfig {
 pub struct ValidationConfig {
     /// Accepted `alg` values. Only RSA algorithms may be listed; `none` and HS* never are.
     pub algorithms: Vec<String>,
-    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    /// Seconds a token is still accepted after its `exp` (at most 300).
     pub leeway_secs: u64,
+    /// How far in the future `iat` and `nbf` may be (at most 300): Cognito's
+    /// clock is not ours, and `iat` is whole seconds, so a token used within its
+    /// first second is otherwise refused whenever our clock is a little behind.
+    pub max_clock_skew_secs: u64,
     /// Tokens longer than this are refused with INVALID_ARGUMENT.
     pub max_token_bytes: usize,
 }
+
+/// Upper bound of `validation.leeway_secs` and `validation.max_clock_skew_secs`:
+/// past a few minutes a "skew" is a policy of accepting expired tokens.
+pub const MAX_SKEW_SECS: u64 = 300;
 
 impl Default for ValidationConfig {
     fn default() -> Self {
         Self {
             algorithms: vec!["RS256".into()],
             leeway_secs: 0,
+            max_clock_skew_secs: 60,
             max_token_bytes: 16 * 1024,
         }
     }

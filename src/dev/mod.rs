@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 pub use signing::SigningKey;
 
 use crate::{
-    config::{Config, PoolConfig, TokenUse},
+    config::{Config, PoolConfig},
     jwks::KeySet,
     validate::unix_now,
 };
@@ -130,14 +130,9 @@ impl DevIssuer {
     /// The pool entry that trusts this issuer.
     pub fn pool_config(&self) -> PoolConfig {
         PoolConfig {
-            name: "dev".into(),
-            region: DEV_REGION.into(),
-            user_pool_id: DEV_USER_POOL_ID.into(),
             client_ids: vec![DEV_CLIENT_ID.into()],
-            token_use: vec![TokenUse::Id, TokenUse::Access],
             issuer: Some(self.issuer().to_string()),
-            jwks_url: None,
-            allow_any_client: false,
+            ..PoolConfig::new("dev", DEV_REGION, DEV_USER_POOL_ID)
         }
     }
 
@@ -285,14 +280,9 @@ pub fn offline_app(keys: &[&SigningKey]) -> anyhow::Result<crate::App> {
     let mut config = Config {
         listen: "127.0.0.1:0".into(),
         pools: vec![PoolConfig {
-            name: "offline".into(),
-            region: DEV_REGION.into(),
-            user_pool_id: "us-east-1_offline".into(),
             client_ids: vec![DEV_CLIENT_ID.into()],
-            token_use: vec![TokenUse::Id, TokenUse::Access],
-            issuer: None,
             jwks_url: Some("http://127.0.0.1:9/jwks.json".into()),
-            allow_any_client: false,
+            ..PoolConfig::new("offline", DEV_REGION, "us-east-1_offline")
         }],
         ..Config::default()
     };

@@ -4,6 +4,7 @@
 
 pub mod client;
 mod convert;
+pub mod health;
 mod limits;
 mod server;
 mod service;

@@ -1,17 +1,18 @@
 //! Server assembly, read top to bottom: listener → limits → health →
 //! reflection → TokenValidator → serve until shutdown, then drain.
 //!
-//! Health reports NOT_SERVING until every pool has keys, and again as soon as
-//! shutdown starts, so load balancers stop sending before in-flight calls end.
+//! Health (see [`super::health`]) reports NOT_SERVING until every required
+//! pool has keys, and again as soon as shutdown starts, so load balancers stop
+//! sending before in-flight calls end.
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::net::{TcpListener, UnixListener};
 use tonic::transport::{Server, server::TcpIncoming};
-use tonic_health::{ServingStatus, server::HealthReporter};
+use tonic_health::ServingStatus;
 
 use super::{
-    SERVICE_NAME, limits::OversizeIsInvalidArgument, proto, service::TokenValidatorService,
+    health::Health, limits::OversizeIsInvalidArgument, proto, service::TokenValidatorService,
     tls::TlsSource, transport::coalesced,
 };
 use crate::{
@@ -88,19 +89,8 @@ impl GrpcServer {
         listener: Listener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
-        let (health, health_service) = tonic_health::server::health_reporter();
-        set_health(&health, ServingStatus::NotServing).await;
-        let keys = self.validator.key_store().clone();
-        let readiness = {
-            let health = health.clone();
-            let mut ready = keys.subscribe_ready();
-            tokio::spawn(async move {
-                if ready.wait_for(|ready| *ready).await.is_ok() {
-                    tracing::info!("every pool has keys: SERVING");
-                    set_health(&health, ServingStatus::Serving).await;
-                }
-            })
-        };
+        let (health, health_service) = Health::new(self.validator.key_store().clone()).await;
+        let readiness = health.spawn_watchers();
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -164,15 +154,16 @@ impl GrpcServer {
                 stopped,
             )),
         };
-        background.push(readiness);
         tokio::select! {
             result = &mut serving => {
-                background.iter().for_each(|t| t.abort());
+                background.iter().chain(&readiness).for_each(|t| t.abort());
                 return result;
             }
             () = shutdown => {}
         }
-        set_health(&health, ServingStatus::NotServing).await;
+        // A pool whose keys arrive during the drain must not turn SERVING again.
+        readiness.iter().for_each(|t| t.abort());
+        health.set_all(ServingStatus::NotServing).await;
         let delay = Duration::from_millis(self.config.shutdown_delay_ms);
         tracing::info!(
             delay_ms = self.config.shutdown_delay_ms,
@@ -199,9 +190,4 @@ impl GrpcServer {
             }
         }
     }
-}
-
-async fn set_health(health: &HealthReporter, status: ServingStatus) {
-    health.set_service_status("", status).await;
-    health.set_service_status(SERVICE_NAME, status).await;
 }

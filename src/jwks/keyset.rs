@@ -2,8 +2,11 @@
 //! the hot path only looks a key up by `kid` and verifies.
 //!
 //! Keys that could weaken verification are skipped at load, not at use: a key
-//! that is not RSA, not for signatures, shorter than 2048 bits, or whose
-//! modulus and exponent do not form a valid public key.
+//! that is not RSA, not for signatures, shorter than 2048 bits, with an
+//! exponent no RSA signer uses (even, under 3, or 2^32 and over), or whose
+//! modulus and exponent do not form a valid public key. A key that can never
+//! verify is better skipped than listed: its tokens then answer UNKNOWN_KEY
+//! (the pool does not publish a usable key) rather than BAD_SIGNATURE.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -53,9 +56,30 @@ impl SigningAlgorithm {
     }
 }
 
+/// What identifies a key's material: SHA-256 over its modulus and exponent.
+/// A key is its `kid` *and* this: a JWKS that publishes other material under
+/// the same `kid` has replaced the key, and what the old one verified must
+/// stop validating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyFingerprint([u8; 32]);
+
+impl KeyFingerprint {
+    /// Length-prefixed so that no two (n, e) pairs hash the same input.
+    fn of(n: &[u8], e: &[u8]) -> Self {
+        let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        context.update(&(n.len() as u64).to_be_bytes());
+        context.update(n);
+        context.update(e);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(context.finish().as_ref());
+        Self(out)
+    }
+}
+
 /// One public key, parsed for every algorithm it may verify.
 pub struct VerifyingKey {
     kid: String,
+    fingerprint: KeyFingerprint,
     /// Indexed by [`SigningAlgorithm`]; `None` where the JWK's `alg` rules it out.
     parsed: [Option<ParsedPublicKey>; 3],
 }
@@ -71,6 +95,10 @@ impl std::fmt::Debug for VerifyingKey {
 impl VerifyingKey {
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    pub fn fingerprint(&self) -> KeyFingerprint {
+        self.fingerprint
     }
 
     /// Whether this key may verify tokens signed with `alg` (the JWK's `alg`, when present, must match).
@@ -91,16 +119,59 @@ impl VerifyingKey {
 pub enum KeySetError {
     #[error("not a JWKS document: {0}")]
     NotJwks(String),
-    #[error("no usable RSA signing key ({skipped} skipped: {reasons})")]
-    NoUsableKey { skipped: usize, reasons: String },
+    #[error("no usable RSA signing key ({summary})")]
+    NoUsableKey { skipped: usize, summary: String },
+}
+
+/// Why a key of a JWKS document was skipped: the bounded label counted in logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SkipCause {
+    NotAJwk,
+    NoKid,
+    NotRsa,
+    NoModulusOrExponent,
+    NotForSignatures,
+    OtherAlgorithm,
+    ShortModulus,
+    BadExponent,
+    InvalidKey,
+    DuplicateKid,
+}
+
+impl SkipCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotAJwk => "not a JWK",
+            Self::NoKid => "no kid",
+            Self::NotRsa => "not RSA",
+            Self::NoModulusOrExponent => "RSA without n and e",
+            Self::NotForSignatures => "not for signatures",
+            Self::OtherAlgorithm => "not RS256/384/512",
+            Self::ShortModulus => "modulus under 2048 bits",
+            Self::BadExponent => "unusable exponent",
+            Self::InvalidKey => "invalid RSA key",
+            Self::DuplicateKid => "duplicate kid",
+        }
+    }
+}
+
+/// One skipped key: its cause, and a line saying which key and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Skipped {
+    cause: SkipCause,
+    line: String,
+}
+
+fn skip(cause: SkipCause, line: String) -> Skipped {
+    Skipped { cause, line }
 }
 
 /// The usable keys of one JWKS document, by `kid`.
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: HashMap<String, Arc<VerifyingKey>>,
-    /// One line per skipped key, for logs.
-    skipped: Vec<String>,
+    /// Every key skipped, in document order.
+    skipped: Vec<Skipped>,
 }
 
 /// Smallest RSA modulus accepted, in bits.
@@ -119,24 +190,48 @@ impl KeySet {
         let mut set = KeySet::default();
         for (i, value) in document.keys.into_iter().enumerate() {
             match parse_key(value) {
+                Ok(key) if set.keys.contains_key(&key.kid) => set.skipped.push(skip(
+                    SkipCause::DuplicateKid,
+                    format!("key {i} (kid {}): duplicate kid", shown(&key.kid)),
+                )),
                 Ok(key) => {
-                    if set.keys.contains_key(&key.kid) {
-                        set.skipped
-                            .push(format!("key {i} (kid {:?}): duplicate kid", key.kid));
-                    } else {
-                        set.keys.insert(key.kid.clone(), Arc::new(key));
-                    }
+                    set.keys.insert(key.kid.clone(), Arc::new(key));
                 }
-                Err(reason) => set.skipped.push(format!("key {i}: {reason}")),
+                Err(skipped) => set.skipped.push(Skipped {
+                    line: format!("key {i}: {}", skipped.line),
+                    ..skipped
+                }),
             }
         }
         if set.keys.is_empty() {
             return Err(KeySetError::NoUsableKey {
                 skipped: set.skipped.len(),
-                reasons: set.skipped.join("; "),
+                summary: set.skipped_summary(),
             });
         }
         Ok(set)
+    }
+
+    /// One bounded line for all skipped keys, whatever their number: the
+    /// count by cause, then the first key of each cause, e.g.
+    /// `2000 skipped: 2000 not RSA (key 0 (kid "ec-1"): kty is EC)`.
+    /// Empty when nothing was skipped.
+    pub fn skipped_summary(&self) -> String {
+        if self.skipped.is_empty() {
+            return String::new();
+        }
+        let mut by_cause: std::collections::BTreeMap<SkipCause, (usize, &str)> = Default::default();
+        for skipped in &self.skipped {
+            by_cause
+                .entry(skipped.cause)
+                .or_insert((0, skipped.line.as_str()))
+                .0 += 1;
+        }
+        let causes: Vec<String> = by_cause
+            .iter()
+            .map(|(cause, (count, first))| format!("{count} {} ({first})", cause.as_str()))
+            .collect();
+        format!("{} skipped: {}", self.skipped.len(), causes.join("; "))
     }
 
     pub fn get(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
@@ -151,52 +246,121 @@ impl KeySet {
         self.keys.is_empty()
     }
 
-    /// The kids of this set, sorted (to compare sets and log rotations).
+    /// The kids of this set, sorted (to log rotations).
     pub fn kids(&self) -> Vec<&str> {
         let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
         kids.sort_unstable();
         kids
     }
 
-    pub fn skipped(&self) -> &[String] {
-        &self.skipped
+    /// Whether the set holds `kid` with exactly this material.
+    pub fn holds(&self, kid: &str, fingerprint: KeyFingerprint) -> bool {
+        self.keys
+            .get(kid)
+            .is_some_and(|key| key.fingerprint == fingerprint)
+    }
+
+    /// Whether every key of `self` (kid and material) is in `other`.
+    pub fn is_subset_of(&self, other: &KeySet) -> bool {
+        self.keys
+            .values()
+            .all(|key| other.holds(&key.kid, key.fingerprint))
+    }
+
+    /// The kids of `self` that `other` publishes with other material.
+    pub fn replaced_in(&self, other: &KeySet) -> Vec<&str> {
+        let mut kids: Vec<&str> = self
+            .keys
+            .values()
+            .filter(|key| {
+                other
+                    .get(&key.kid)
+                    .is_some_and(|new| new.fingerprint != key.fingerprint)
+            })
+            .map(|key| key.kid.as_str())
+            .collect();
+        kids.sort_unstable();
+        kids
+    }
+
+    /// One line per skipped key (which key, and why).
+    pub fn skipped(&self) -> Vec<&str> {
+        self.skipped.iter().map(|s| s.line.as_str()).collect()
     }
 }
 
-fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, String> {
-    let jwk: Jwk = serde_json::from_value(value).map_err(|e| format!("not a JWK: {e}"))?;
-    let kid = jwk.common.key_id.clone().ok_or("no kid")?;
-    if kid.is_empty() {
-        return Err("empty kid".into());
+/// A `kid` from a JWKS document, quoted and cut for a log line.
+fn shown(kid: &str) -> String {
+    format!("{:?}", crate::text::bounded(kid, 64))
+}
+
+fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, Skipped> {
+    use SkipCause::*;
+    // Before the JWK parse, which reads an RSA key lacking `n`/`e` (x5c only)
+    // as some other key type: say what is actually missing.
+    let kty = value
+        .get("kty")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_owned();
+    if kty == "RSA" && (value.get("n").is_none() || value.get("e").is_none()) {
+        let kid = value.get("kid").and_then(|v| v.as_str()).unwrap_or("");
+        return Err(skip(
+            NoModulusOrExponent,
+            format!(
+                "kid {}: RSA key without n and e (an x5c certificate alone is not read)",
+                shown(kid)
+            ),
+        ));
     }
+    let jwk: Jwk = serde_json::from_value(value)
+        .map_err(|e| skip(NotAJwk, format!("not a JWK: {}", bounded_error(&e))))?;
+    let kid = match jwk.common.key_id.clone() {
+        Some(kid) if !kid.is_empty() => kid,
+        _ => return Err(skip(NoKid, "no kid".into())),
+    };
+    let at = |cause, what: String| skip(cause, format!("kid {}: {what}", shown(&kid)));
     let AlgorithmParameters::RSA(rsa) = &jwk.algorithm else {
-        return Err(format!("kid {kid:?}: kty is not RSA"));
+        return Err(at(NotRsa, format!("kty is {}, not RSA", kty_name(&kty))));
     };
     match &jwk.common.public_key_use {
         None | Some(PublicKeyUse::Signature) => {}
-        Some(other) => return Err(format!("kid {kid:?}: use is {other:?}, not sig")),
+        Some(other) => return Err(at(NotForSignatures, format!("use is {other:?}, not sig"))),
     }
     let only = match jwk.common.key_algorithm {
         None => None,
         Some(KeyAlgorithm::RS256) => Some(SigningAlgorithm::Rs256),
         Some(KeyAlgorithm::RS384) => Some(SigningAlgorithm::Rs384),
         Some(KeyAlgorithm::RS512) => Some(SigningAlgorithm::Rs512),
-        Some(other) => return Err(format!("kid {kid:?}: alg {other:?} is not RS256/384/512")),
+        Some(other) => {
+            return Err(at(
+                OtherAlgorithm,
+                format!("alg {other:?} is not RS256/384/512"),
+            ));
+        }
     };
     let n = URL_SAFE_NO_PAD
         .decode(rsa.n.trim_end_matches('='))
-        .map_err(|e| format!("kid {kid:?}: n is not base64url: {e}"))?;
+        .map_err(|_| at(InvalidKey, "n is not base64url".into()))?;
     let e = URL_SAFE_NO_PAD
         .decode(rsa.e.trim_end_matches('='))
-        .map_err(|e| format!("kid {kid:?}: e is not base64url: {e}"))?;
+        .map_err(|_| at(InvalidKey, "e is not base64url".into()))?;
     let n = strip_leading_zeros(&n);
     let e = strip_leading_zeros(&e);
     let bits = modulus_bits(n);
     if bits < MIN_RSA_BITS {
-        return Err(format!(
-            "kid {kid:?}: {bits}-bit modulus, at least {MIN_RSA_BITS} required"
+        return Err(at(
+            ShortModulus,
+            format!("{bits}-bit modulus, at least {MIN_RSA_BITS} required"),
         ));
     }
+    if !is_usable_exponent(e) {
+        return Err(at(
+            BadExponent,
+            "e must be odd, at least 3 and under 2^32 (Cognito uses 65537)".into(),
+        ));
+    }
+    let fingerprint = KeyFingerprint::of(n, e);
     let components = RsaPublicKeyComponents { n, e };
     let mut parsed: [Option<ParsedPublicKey>; 3] = [None, None, None];
     for alg in SigningAlgorithm::ALL {
@@ -205,10 +369,37 @@ fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, String> {
         }
         let key = components
             .to_parsed_public_key(alg.params())
-            .map_err(|e| format!("kid {kid:?}: invalid RSA public key: {e}"))?;
+            .map_err(|e| at(InvalidKey, format!("invalid RSA public key: {e}")))?;
         parsed[alg.index()] = Some(key);
     }
-    Ok(VerifyingKey { kid, parsed })
+    Ok(VerifyingKey {
+        kid,
+        fingerprint,
+        parsed,
+    })
+}
+
+/// An RSA public exponent a signer uses: odd, 3 ≤ e < 2^32 (big-endian bytes,
+/// leading zeros stripped).
+fn is_usable_exponent(e: &[u8]) -> bool {
+    if e.is_empty() || e.len() > 4 {
+        return false;
+    }
+    let value = e.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+    value >= 3 && value % 2 == 1
+}
+
+/// The `kty` of a skipped key for a log line: known names as they are, anything else cut.
+fn kty_name(kty: &str) -> String {
+    match kty {
+        "" => "missing".into(),
+        other => format!("{:?}", crate::text::bounded(other, 16)),
+    }
+}
+
+/// serde's message about a JWK, cut: it may quote the document's values.
+fn bounded_error(error: &serde_json::Error) -> String {
+    crate::text::bounded(&error.to_string(), 120)
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -258,6 +449,73 @@ mod tests {
         assert_eq!(set.kids(), vec!["good"]);
         assert_eq!(set.skipped().len(), 5, "{:?}", set.skipped());
         assert!(set.skipped().iter().any(|s| s.contains("1024-bit")));
+    }
+
+    #[test]
+    fn exponents_no_signer_uses_are_skipped() {
+        let good = SigningKey::generate("good").unwrap().jwk();
+        let with_e = |kid: &str, e: Vec<u8>| {
+            let mut jwk = good.clone();
+            jwk["kid"] = kid.into();
+            jwk["e"] = URL_SAFE_NO_PAD.encode(e).into();
+            jwk
+        };
+        let mut huge = vec![1u8];
+        huge.extend(std::iter::repeat_n(0u8, 511));
+        huge.push(1); // 2^4096 + 1
+        let doc = serde_json::json!({ "keys": [
+            good.clone(),
+            with_e("e1", vec![1]),
+            with_e("e2", vec![2]),
+            with_e("even", vec![1, 0, 0]),
+            with_e("2^32+1", vec![1, 0, 0, 0, 1]),
+            with_e("huge", huge),
+            with_e("three", vec![3]),
+        ] })
+        .to_string();
+        let set = KeySet::from_json(doc.as_bytes()).unwrap();
+        assert_eq!(set.kids(), vec!["good", "three"], "{:?}", set.skipped());
+        let summary = set.skipped_summary();
+        assert!(
+            summary.starts_with("5 skipped: 5 unusable exponent"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn an_x5c_only_key_is_named_for_what_it_lacks() {
+        let doc = serde_json::json!({ "keys": [
+            SigningKey::generate("good").unwrap().jwk(),
+            {"kty": "RSA", "kid": "cert-only", "use": "sig", "x5c": ["MIIB"]},
+        ] })
+        .to_string();
+        let set = KeySet::from_json(doc.as_bytes()).unwrap();
+        let skipped = set.skipped();
+        assert_eq!(skipped.len(), 1);
+        assert!(
+            skipped[0].contains("RSA key without n and e"),
+            "{skipped:?}"
+        );
+    }
+
+    #[test]
+    fn thousands_of_junk_keys_make_one_short_summary() {
+        let mut keys = vec![SigningKey::generate("good").unwrap().jwk()];
+        for i in 0..2_000 {
+            keys.push(serde_json::json!({
+                "kty": "EC", "kid": format!("ec-{i}-{}", "x".repeat(300)),
+                "crv": "P-256", "x": "AA", "y": "AA"
+            }));
+        }
+        let doc = serde_json::json!({ "keys": keys }).to_string();
+        let set = KeySet::from_json(doc.as_bytes()).unwrap();
+        assert_eq!(set.skipped().len(), 2_000);
+        let summary = set.skipped_summary();
+        assert!(
+            summary.starts_with("2000 skipped: 2000 not RSA"),
+            "{summary}"
+        );
+        assert!(summary.len() < 300, "{} bytes: {summary}", summary.len());
     }
 
     #[test]

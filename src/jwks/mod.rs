@@ -6,5 +6,7 @@ mod keyset;
 mod store;
 
 pub use fetch::{FetchError, JwksFetcher};
-pub use keyset::{KeySet, KeySetError, MIN_RSA_BITS, SigningAlgorithm, VerifyingKey};
-pub use store::{KeyLookup, KeyStore, KeyStoreObserver};
+pub use keyset::{
+    KeyFingerprint, KeySet, KeySetError, MIN_RSA_BITS, SigningAlgorithm, VerifyingKey,
+};
+pub use store::{KeyLookup, KeyStore, KeyStoreObserver, PoolStatus};

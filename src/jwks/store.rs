@@ -5,16 +5,22 @@
 //!   so a JWKS outage never empties the store.
 //! - A background task per pool fetches at start (retrying with backoff) and
 //!   then refreshes every `refresh_interval` (jittered).
-//! - An unknown `kid` triggers one refetch per pool, shared by every request
+//! - An unknown `kid` triggers one refetch per pool, shared by the requests
 //!   that missed meanwhile (single-flight), then a cooldown during which misses
-//!   answer at once. Unknown kids are remembered (bounded) until the key set
-//!   changes, so a flood of random kids costs at most one fetch per cooldown
-//!   and no request ever waits on a limiter.
+//!   answer at once. At most `jwks.max_refetch_waiters` requests wait for a
+//!   refetch; the rest answer UNKNOWN_KEY at once, so a flood of unknown kids
+//!   against a hanging JWKS endpoint cannot hold every admission slot. Unknown
+//!   kids are remembered (bounded) until the key set changes and answer at once
+//!   while a refetch is in flight or within the cooldown; after it, a
+//!   remembered kid may trigger a refetch again (a kid seen just before it was
+//!   published). A flood of random kids costs at most one fetch per cooldown.
+//! - A key is its `kid` and its material ([`super::KeyFingerprint`]): new
+//!   material under an old `kid` is a rotation, and it unpublishes the old key.
 
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -25,7 +31,7 @@ use tracing::Instrument;
 
 use super::{
     fetch::{FetchError, JwksFetcher},
-    keyset::{KeySet, VerifyingKey},
+    keyset::{KeyFingerprint, KeySet, VerifyingKey},
 };
 use crate::config::Config;
 
@@ -54,11 +60,60 @@ enum RefetchState {
 struct Pool {
     name: String,
     url: String,
+    /// Whether the service's readiness waits for this pool's keys.
+    required: bool,
+    /// False until the pool's first key set is installed; keys are never
+    /// dropped afterwards, so it never goes back.
+    has_keys: watch::Sender<bool>,
+    /// Why the last fetch failed, while it is the latest outcome (for `/readyz?verbose`).
+    last_error: Mutex<Option<String>>,
     refetch: Mutex<RefetchState>,
     last_success: Mutex<Option<Instant>>,
     /// Bumped (right after the new set is installed) whenever a key set drops a
-    /// kid the previous one had: see [`KeyStore::still_published`].
+    /// key the previous one had (its kid, or its material under that kid): see
+    /// [`KeyStore::still_published`].
     removals: AtomicU64,
+    /// Requests waiting for an unknown-kid refetch now.
+    refetch_waiters: AtomicUsize,
+}
+
+/// Whether an unknown kid was checked against a refetched key set.
+enum Refetch {
+    Done,
+    /// Within the cooldown, or too many waiters: answer at once.
+    Suppressed,
+}
+
+/// A place among the refetch waiters, given back when the wait ends or is cancelled.
+struct WaiterSlot<'a>(&'a AtomicUsize);
+
+impl<'a> WaiterSlot<'a> {
+    fn take(waiters: &'a AtomicUsize, max: usize) -> Option<Self> {
+        if waiters.fetch_add(1, Ordering::AcqRel) >= max {
+            waiters.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(waiters))
+    }
+}
+
+impl Drop for WaiterSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One pool's state, for operators (`/readyz?verbose`).
+#[derive(Debug, Clone)]
+pub struct PoolStatus {
+    pub name: String,
+    pub required: bool,
+    /// Usable keys now; 0 until the first successful fetch.
+    pub keys: usize,
+    /// Time since the last successful fetch.
+    pub key_age: Option<Duration>,
+    /// Why the latest fetch failed, if it did.
+    pub last_error: Option<String>,
 }
 
 /// Events the store reports (metrics and logs hang off these).
@@ -77,6 +132,7 @@ pub struct KeyStore {
     generation: AtomicU64,
     fetcher: JwksFetcher,
     cooldown: Duration,
+    max_refetch_waiters: usize,
     refresh_interval: Duration,
     backoff_min: Duration,
     backoff_max: Duration,
@@ -95,14 +151,20 @@ impl KeyStore {
             .map(|p| Pool {
                 name: p.name.clone(),
                 url: p.jwks_url(),
+                required: p.required,
+                has_keys: watch::channel(false).0,
+                last_error: Mutex::new(None),
                 refetch: Mutex::new(RefetchState::Idle {
                     last_finished: None,
                 }),
                 last_success: Mutex::new(None),
                 removals: AtomicU64::new(0),
+                refetch_waiters: AtomicUsize::new(0),
             })
             .collect::<Vec<_>>();
         let refresh_interval = config.refresh_interval();
+        // With no required pool there is nothing to wait for.
+        let ready_at_start = !pools.iter().any(|p| p.required);
         Ok(Arc::new(Self {
             sets: moka::sync::Cache::builder()
                 .max_capacity(pools.len() as u64 + 1)
@@ -115,10 +177,11 @@ impl KeyStore {
             generation: AtomicU64::new(0),
             fetcher: JwksFetcher::new(&config.jwks)?,
             cooldown: Duration::from_secs(config.jwks.unknown_kid_cooldown_secs),
+            max_refetch_waiters: config.jwks.max_refetch_waiters,
             refresh_interval,
             backoff_min: Duration::from_millis(config.jwks.retry_backoff_min_ms),
             backoff_max: Duration::from_millis(config.jwks.retry_backoff_max_ms),
-            ready: watch::channel(false).0,
+            ready: watch::channel(ready_at_start).0,
             observer,
         }))
     }
@@ -133,18 +196,50 @@ impl KeyStore {
             .collect()
     }
 
-    /// True once every pool has had keys at least once.
+    /// True once every required pool has had keys at least once.
     pub fn is_ready(&self) -> bool {
         *self.ready.borrow()
     }
 
-    /// Follows readiness (false → true once every pool has keys).
+    /// Follows readiness (false → true once every required pool has keys).
     pub fn subscribe_ready(&self) -> watch::Receiver<bool> {
         self.ready.subscribe()
     }
 
+    /// Follows one pool's keys (false → true once its first key set is installed).
+    pub fn subscribe_pool(&self, pool: usize) -> watch::Receiver<bool> {
+        self.pools[pool].has_keys.subscribe()
+    }
+
+    /// Whether the pool has keys (required or not).
+    pub fn pool_has_keys(&self, pool: usize) -> bool {
+        *self.pools[pool].has_keys.borrow()
+    }
+
+    /// How many pools are configured; pools are numbered `0..pool_count()`.
+    pub fn pool_count(&self) -> usize {
+        self.pools.len()
+    }
+
     pub fn pool_name(&self, pool: usize) -> &str {
         &self.pools[pool].name
+    }
+
+    /// Every pool's state, in configuration order.
+    pub fn pool_statuses(&self) -> Vec<PoolStatus> {
+        (0..self.pools.len())
+            .map(|i| PoolStatus {
+                name: self.pools[i].name.clone(),
+                required: self.pools[i].required,
+                keys: self.key_count(i),
+                key_age: self.key_age(i),
+                last_error: self.pools[i]
+                    .last_error
+                    .lock()
+                    .expect("not poisoned")
+                    .clone(),
+            })
+            .collect()
     }
 
     /// Number of usable keys of a pool (0 before the first fetch).
@@ -152,11 +247,11 @@ impl KeyStore {
         self.sets.get(&pool).map_or(0, |i| i.set.len())
     }
 
-    /// Whether the pool's current key set holds `kid` (no fetch).
-    pub fn has_key(&self, pool: usize, kid: &str) -> bool {
+    /// Whether the pool's current key set holds `kid` with this material (no fetch).
+    pub fn has_key(&self, pool: usize, kid: &str, fingerprint: KeyFingerprint) -> bool {
         self.sets
             .get(&pool)
-            .is_some_and(|installed| installed.set.get(kid).is_some())
+            .is_some_and(|installed| installed.set.holds(kid, fingerprint))
     }
 
     /// Time since the pool's last successful fetch.
@@ -171,12 +266,19 @@ impl KeyStore {
         self.pools[pool].removals.load(Ordering::Acquire)
     }
 
-    /// Whether `kid` is still in the pool's key set, for a token verified with it
-    /// when the removal epoch was `epoch`. While no kid has been removed since,
-    /// the answer is yes without a lookup: one atomic load on every cache hit
-    /// instead of a key-set lookup (measured at ~2% of a hit's CPU).
-    pub fn still_published(&self, pool: usize, kid: &str, epoch: u64) -> bool {
-        self.removal_epoch(pool) == epoch || self.has_key(pool, kid)
+    /// Whether the key (`kid` with this material) is still in the pool's key
+    /// set, for a token verified with it when the removal epoch was `epoch`.
+    /// While no key has been removed or replaced since, the answer is yes
+    /// without a lookup: one atomic load on every cache hit instead of a key-set
+    /// lookup (measured at ~2% of a hit's CPU).
+    pub fn still_published(
+        &self,
+        pool: usize,
+        kid: &str,
+        fingerprint: KeyFingerprint,
+        epoch: u64,
+    ) -> bool {
+        self.removal_epoch(pool) == epoch || self.has_key(pool, kid, fingerprint)
     }
 
     /// Looks `kid` up in `pool`'s keys, refetching once (single-flight, rate-limited) on a miss.
@@ -188,13 +290,10 @@ impl KeyStore {
             return KeyLookup::Found(key.clone());
         }
         let memory_key = (pool, kid.to_owned());
-        if self.unknown_kids.get(&memory_key) == Some(installed.generation) {
-            self.observer.unknown_kid_suppressed(&self.pools[pool].name);
-            return KeyLookup::Unknown;
-        }
-        if !self.refetch_for_unknown_kid(pool).await {
-            // Within the cooldown: answer at once. Not remembered either, so a flood
-            // of random kids costs no cache writes; the cooldown alone bounds fetches.
+        let remembered = self.unknown_kids.get(&memory_key) == Some(installed.generation);
+        if let Refetch::Suppressed = self.refetch_for_unknown_kid(pool, remembered).await {
+            // Answer at once. Not remembered either, so a flood of random kids
+            // costs no cache writes; the cooldown alone bounds fetches.
             self.observer.unknown_kid_suppressed(&self.pools[pool].name);
             return KeyLookup::Unknown;
         }
@@ -211,16 +310,22 @@ impl KeyStore {
         }
     }
 
-    /// Joins the pool's in-flight refetch or starts one, unless the cooldown forbids it.
-    /// Returns false when the refetch was suppressed by the cooldown.
-    async fn refetch_for_unknown_kid(self: &Arc<Self>, pool: usize) -> bool {
+    /// Joins the pool's in-flight refetch or starts one. Suppressed within the
+    /// cooldown, when `remembered` (the kid was already missing from a fresh set)
+    /// and a refetch is in flight, or when `max_refetch_waiters` already wait.
+    async fn refetch_for_unknown_kid(self: &Arc<Self>, pool: usize, remembered: bool) -> Refetch {
+        let entry = &self.pools[pool];
+        let Some(_slot) = WaiterSlot::take(&entry.refetch_waiters, self.max_refetch_waiters) else {
+            return Refetch::Suppressed;
+        };
         let mut finished = {
-            let mut state = self.pools[pool].refetch.lock().expect("not poisoned");
+            let mut state = entry.refetch.lock().expect("not poisoned");
             match &*state {
+                RefetchState::InFlight(_) if remembered => return Refetch::Suppressed,
                 RefetchState::InFlight(finished) => finished.clone(),
                 RefetchState::Idle {
                     last_finished: Some(at),
-                } if at.elapsed() < self.cooldown => return false,
+                } if at.elapsed() < self.cooldown => return Refetch::Suppressed,
                 RefetchState::Idle { .. } => {
                     let (tx, rx) = watch::channel(false);
                     *state = RefetchState::InFlight(rx.clone());
@@ -230,7 +335,9 @@ impl KeyStore {
                     let store = self.clone();
                     tokio::spawn(
                         async move {
-                            let _ = store.fetch_and_install(pool).await;
+                            if let Err(error) = store.fetch_and_install(pool).await {
+                                store.log_fetch_failure(pool, &error, None);
+                            }
                             *store.pools[pool].refetch.lock().expect("not poisoned") =
                                 RefetchState::Idle {
                                     last_finished: Some(Instant::now()),
@@ -245,7 +352,7 @@ impl KeyStore {
         };
         // The fetcher's own timeouts bound this wait.
         let _ = finished.wait_for(|done| *done).await;
-        true
+        Refetch::Done
     }
 
     /// Fetches the pool's JWKS and, when usable, replaces its key set.
@@ -259,41 +366,63 @@ impl KeyStore {
             .await;
         self.observer
             .fetched(&entry.name, result.as_ref(), started.elapsed());
-        let set = match result {
-            Ok(set) => set,
-            Err(error) => {
-                tracing::warn!(pool = %entry.name, url = %entry.url, %error, kind = error.kind(), "JWKS fetch failed; keeping the last good keys");
-                return Err(error);
+        match result {
+            Ok(set) => {
+                self.install(pool, set);
+                Ok(())
             }
-        };
-        self.install(pool, set);
-        Ok(())
+            Err(error) => {
+                *entry.last_error.lock().expect("not poisoned") = Some(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    /// Logs a failed fetch: which pool, why, and what the service does meanwhile.
+    fn log_fetch_failure(&self, pool: usize, error: &FetchError, retry_in: Option<Duration>) {
+        let entry = &self.pools[pool];
+        let retry_in_ms = retry_in.map(|d| d.as_millis() as u64);
+        if self.pool_has_keys(pool) {
+            tracing::warn!(pool = %entry.name, url = %entry.url, %error, kind = error.kind(), retry_in_ms, "JWKS fetch failed; keeping the last good keys");
+        } else {
+            tracing::warn!(pool = %entry.name, url = %entry.url, %error, kind = error.kind(), retry_in_ms, required = entry.required, "pool has no keys yet: its tokens answer UNAVAILABLE");
+        }
     }
 
     /// Replaces the pool's key set (logging skipped keys and rotations) and
     /// updates readiness. Callers fetched and parsed `set` already.
     pub fn install(&self, pool: usize, set: KeySet) {
         let entry = &self.pools[pool];
-        for skipped in set.skipped() {
-            tracing::warn!(pool = %entry.name, "JWKS key skipped: {skipped}");
-        }
         let previous = self.sets.get(&pool);
+        // One line per change of what is skipped, however many keys: a JWKS of
+        // junk keys must not flood the log at every refresh.
+        let skipped = set.skipped_summary();
+        if !skipped.is_empty()
+            && previous
+                .as_ref()
+                .is_none_or(|old| old.set.skipped_summary() != skipped)
+        {
+            tracing::warn!(pool = %entry.name, "JWKS keys skipped: {skipped}");
+        }
+        // Keys compare by kid *and* material: new material under an old kid is a
+        // rotation that removes the old key.
+        let removes_a_key = previous
+            .as_ref()
+            .is_some_and(|old| !old.set.is_subset_of(&set));
         let changed = previous
             .as_ref()
-            .is_none_or(|old| old.set.kids() != set.kids());
+            .is_none_or(|old| removes_a_key || !set.is_subset_of(&old.set));
         let generation = match (&previous, changed) {
             (Some(old), false) => old.generation,
             _ => self.generation.fetch_add(1, Ordering::Relaxed) + 1,
         };
-        let removes_a_kid = previous
-            .as_ref()
-            .is_some_and(|old| old.set.kids().iter().any(|kid| set.get(kid).is_none()));
         if changed {
             let new_kids = set.kids();
             match &previous {
                 Some(old) => {
                     let old_kids = old.set.kids();
-                    tracing::info!(pool = %entry.name, old = ?old_kids, new = ?new_kids, "JWKS keys rotated");
+                    let replaced = old.set.replaced_in(&set);
+                    tracing::info!(pool = %entry.name, old = ?old_kids, new = ?new_kids, replaced = ?replaced, "JWKS keys rotated");
                     self.observer.rotated(&entry.name, &old_kids, &new_kids);
                 }
                 None => tracing::info!(pool = %entry.name, kids = ?new_kids, "JWKS keys loaded"),
@@ -306,7 +435,7 @@ impl KeyStore {
                 generation,
             },
         );
-        if removes_a_kid {
+        if removes_a_key {
             // After the install, not before: a check that reads the new epoch
             // then sees the new set, so it cannot cache a removed key under the
             // new epoch. One that read the old epoch is cached under it, and
@@ -314,12 +443,23 @@ impl KeyStore {
             entry.removals.fetch_add(1, Ordering::AcqRel);
         }
         *entry.last_success.lock().expect("not poisoned") = Some(Instant::now());
-        if !*self.ready.borrow() && (0..self.pools.len()).all(|p| self.sets.contains_key(&p)) {
+        *entry.last_error.lock().expect("not poisoned") = None;
+        entry
+            .has_keys
+            .send_if_modified(|has| !std::mem::replace(has, true));
+        if !*self.ready.borrow()
+            && self
+                .pools
+                .iter()
+                .all(|p| !p.required || *p.has_keys.borrow())
+        {
             self.ready.send_replace(true);
         }
     }
 
-    /// Fetches until the first success (backing off), then refreshes every interval.
+    /// Fetches until the first success (backing off), then refreshes every
+    /// interval. Each pool has its own loop and back-off, so a pool whose JWKS
+    /// hangs never delays another's keys.
     async fn refresh_loop(self: Arc<Self>, pool: usize) {
         let mut backoff = self.backoff_min;
         loop {
@@ -328,9 +468,10 @@ impl KeyStore {
                     backoff = self.backoff_min;
                     jittered(self.refresh_interval)
                 }
-                Err(_) => {
+                Err(error) => {
                     let delay = jittered(backoff);
                     backoff = (backoff * 2).min(self.backoff_max);
+                    self.log_fetch_failure(pool, &error, Some(delay));
                     delay
                 }
             };
@@ -365,14 +506,10 @@ mod tests {
     async fn a_cached_keys_publication_is_rechecked_only_after_a_removal() {
         let config = Config {
             pools: vec![PoolConfig {
-                name: "main".into(),
-                region: "us-east-1".into(),
-                user_pool_id: "us-east-1_test".into(),
                 client_ids: vec!["client".into()],
                 token_use: vec![crate::config::TokenUse::Id],
-                issuer: None,
                 jwks_url: Some("http://127.0.0.1:9/jwks.json".into()),
-                allow_any_client: false,
+                ..PoolConfig::new("main", "us-east-1", "us-east-1_test")
             }],
             ..Config::default()
         };
@@ -383,7 +520,8 @@ mod tests {
         );
         store.install(0, set_of(&[&a]));
         let verified_at = store.removal_epoch(0);
-        assert!(store.still_published(0, "a", verified_at));
+        let (fa, fb) = (fingerprint(&a), fingerprint(&b));
+        assert!(store.still_published(0, "a", fa, verified_at));
 
         // Adding a key removes none: the epoch stays, no lookup needed.
         store.install(0, set_of(&[&a, &b]));
@@ -392,11 +530,23 @@ mod tests {
         // Removing `a` moves the epoch: its tokens are looked up, and fail.
         store.install(0, set_of(&[&b]));
         assert_ne!(store.removal_epoch(0), verified_at);
-        assert!(!store.still_published(0, "a", verified_at));
-        assert!(store.still_published(0, "b", verified_at));
+        assert!(!store.still_published(0, "a", fa, verified_at));
+        assert!(store.still_published(0, "b", fb, verified_at));
 
         // Published again: its tokens pass again (by lookup).
         store.install(0, set_of(&[&a, &b]));
-        assert!(store.still_published(0, "a", verified_at));
+        assert!(store.still_published(0, "a", fa, verified_at));
+
+        // Other material under kid "a": the old key is gone, the epoch moves.
+        let epoch = store.removal_epoch(0);
+        let a2 = SigningKey::generate("a").unwrap();
+        store.install(0, set_of(&[&a2, &b]));
+        assert_ne!(store.removal_epoch(0), epoch);
+        assert!(!store.still_published(0, "a", fa, epoch));
+        assert!(store.still_published(0, "a", fingerprint(&a2), epoch));
+    }
+
+    fn fingerprint(key: &SigningKey) -> KeyFingerprint {
+        set_of(&[key]).get(key.kid()).unwrap().fingerprint()
     }
 }

@@ -1,10 +1,19 @@
 //! The plain-HTTP side port: `GET /metrics` (Prometheus text), `GET /healthz`
-//! (liveness: the process answers) and `GET /readyz` (every pool has keys),
-//! for platforms that probe over HTTP (ECS target groups, load balancers).
+//! (liveness: the process answers) and `GET /readyz` (every required pool has
+//! keys; `?verbose` lists each pool), for platforms that probe over HTTP (ECS
+//! target groups, load balancers).
 
 use std::{future::Future, sync::Arc};
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use std::fmt::Write as _;
+
+use axum::{
+    Router,
+    extract::{RawQuery, State},
+    http::StatusCode,
+    response::IntoResponse,
+    routing::get,
+};
 use tokio::net::TcpListener;
 
 use super::metrics::Metrics;
@@ -44,13 +53,44 @@ async fn scrape(State(state): State<PortState>) -> axum::response::Response {
     }
 }
 
-async fn ready(State(state): State<PortState>) -> (StatusCode, &'static str) {
-    if state.keys.is_ready() {
-        (StatusCode::OK, "ready\n")
+async fn ready(State(state): State<PortState>, RawQuery(query): RawQuery) -> (StatusCode, String) {
+    let (status, mut text) = if state.keys.is_ready() {
+        (StatusCode::OK, String::from("ready\n"))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: a pool has no keys yet\n",
+            String::from("not ready: a required pool has no keys yet\n"),
         )
+    };
+    let verbose = query.as_deref().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    });
+    if verbose {
+        for pool in state.keys.pool_statuses() {
+            let _ = write!(
+                text,
+                "pool {}: {}, {}, keys {}, key age {}",
+                pool.name,
+                if pool.keys > 0 {
+                    "ready"
+                } else {
+                    "missing keys"
+                },
+                if pool.required {
+                    "required"
+                } else {
+                    "optional"
+                },
+                pool.keys,
+                pool.key_age
+                    .map_or_else(|| "never".into(), |age| format!("{}s", age.as_secs())),
+            );
+            if let Some(error) = &pool.last_error {
+                let _ = write!(text, ", last fetch failed: {error}");
+            }
+            text.push('\n');
+        }
     }
+    (status, text)
 }

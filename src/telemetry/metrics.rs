@@ -261,6 +261,22 @@ impl Metrics {
             })
             .build();
         let _ = meter
+            .u64_observable_gauge("token_validator.pool.ready")
+            .with_description("1 once the pool has keys, else 0 (its tokens answer UNAVAILABLE)")
+            .with_callback({
+                let keys = keys.clone();
+                let pools = pools.clone();
+                move |gauge| {
+                    if let Some(keys) = keys.upgrade() {
+                        for (i, pool) in pools.iter().enumerate() {
+                            let ready = u64::from(keys.pool_has_keys(i));
+                            gauge.observe(ready, std::slice::from_ref(pool));
+                        }
+                    }
+                }
+            })
+            .build();
+        let _ = meter
             .f64_observable_gauge("token_validator.jwks.key_age")
             .with_unit("s")
             .with_description("Seconds since the last successful JWKS fetch, per pool")

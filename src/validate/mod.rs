@@ -71,7 +71,10 @@ pub struct Validator {
     keys: Arc<KeyStore>,
     cache: Option<TokenCache>,
     algorithms: Vec<SigningAlgorithm>,
+    /// Seconds past `exp` still accepted.
     leeway: i64,
+    /// Seconds `iat` and `nbf` may be in the future.
+    skew: i64,
     max_token_bytes: usize,
 }
 
@@ -126,7 +129,9 @@ impl Validator {
                 .enabled
                 .then(|| TokenCache::new(&config.token_cache)),
             algorithms,
+            // Both bounded by MAX_SKEW_SECS at load.
             leeway: config.validation.leeway_secs as i64,
+            skew: config.validation.max_clock_skew_secs as i64,
             max_token_bytes: config.validation.max_token_bytes,
         }
     }
@@ -177,8 +182,12 @@ impl Validator {
             .as_ref()
             .and_then(|c| c.get(hash))
             .filter(|cached| {
-                self.keys
-                    .still_published(cached.pool, &cached.kid, cached.key_epoch)
+                self.keys.still_published(
+                    cached.pool,
+                    &cached.kid,
+                    cached.key_fingerprint,
+                    cached.key_epoch,
+                )
             });
         let (cache_hit, verified) = match cached {
             Some(cached) => match self.check_time(&cached.claims, now) {
@@ -349,6 +358,7 @@ impl Validator {
         Ok(VerifiedToken {
             pool,
             kid: parsed.kid,
+            key_fingerprint: key.fingerprint(),
             key_epoch,
             token_use,
             client_id,
@@ -358,18 +368,19 @@ impl Validator {
         })
     }
 
-    /// `exp` must be in the future; `nbf` and `iat` must not be (each within the leeway).
+    /// `exp` must be in the future (within the leeway); `nbf` and `iat` may be
+    /// in the future by at most the clock skew.
     fn check_time(&self, claims: &TokenClaims, now: i64) -> Result<(), Rejection> {
         if now >= claims.exp.saturating_add(self.leeway) {
             return Err(Rejection::new(Reason::Expired, "the token has expired"));
         }
         if let Some(nbf) = claims.nbf
-            && nbf > now.saturating_add(self.leeway)
+            && nbf > now.saturating_add(self.skew)
         {
             return Err(Rejection::new(Reason::NotYetValid, "nbf is in the future"));
         }
         if let Some(iat) = claims.iat
-            && iat > now.saturating_add(self.leeway)
+            && iat > now.saturating_add(self.skew)
         {
             return Err(Rejection::new(Reason::NotYetValid, "iat is in the future"));
         }

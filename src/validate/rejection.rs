@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::text::bounded;
+
 /// The reasons a token can be rejected, in the order the checks run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
@@ -52,8 +54,17 @@ impl Reason {
     }
 }
 
+/// Longest message a rejection carries, in characters: it reaches callers
+/// (status messages, `WWW-Authenticate`) and the audit log, so whatever a token
+/// holds, one rejection costs a bounded number of bytes downstream.
+pub const MAX_MESSAGE_CHARS: usize = 200;
+
+/// Longest `kid` or `sub` a rejection keeps for the audit log, in characters.
+pub const MAX_FIELD_CHARS: usize = 64;
+
 /// A rejected token: the reason and a short message for humans. The message
-/// never contains the token, only facts about it (claim names, expected values).
+/// never contains the token, only facts about it (claim names, expected values),
+/// and is at most [`MAX_MESSAGE_CHARS`] long.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {message}", reason.as_str())]
 pub struct Rejection {
@@ -70,9 +81,14 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(reason: Reason, message: impl Into<Cow<'static, str>>) -> Self {
+        let mut message = message.into();
+        // Bytes bound characters: only a long message is counted and cut.
+        if message.len() > MAX_MESSAGE_CHARS && message.chars().count() > MAX_MESSAGE_CHARS {
+            message = Cow::Owned(bounded(&message, MAX_MESSAGE_CHARS));
+        }
         Self {
             reason,
-            message: message.into(),
+            message,
             pool: None,
             kid: None,
             sub: None,
@@ -86,7 +102,7 @@ impl Rejection {
     }
 
     pub(crate) fn with_kid(mut self, kid: &str) -> Self {
-        self.kid = Some(kid.to_owned());
+        self.kid = Some(bounded(kid, MAX_FIELD_CHARS));
         self
     }
 
@@ -103,7 +119,7 @@ impl Rejection {
         sub: Option<&str>,
         token_use: Option<crate::config::TokenUse>,
     ) -> Self {
-        self.sub = sub.map(str::to_owned);
+        self.sub = sub.map(|sub| bounded(sub, MAX_FIELD_CHARS));
         self.token_use = token_use;
         self
     }

@@ -242,13 +242,20 @@ pub(crate) fn printable(value: &str) -> String {
     format!("{out:?}")
 }
 
-/// serde_json's message without the echoed input (it never contains token bytes
-/// beyond claim names, but keep it short).
+/// serde_json's message without the position, and with the value it quotes
+/// (`invalid type: string "eyJ…"`: a claim's content, possibly a whole token)
+/// cut as [`printable`] cuts it.
 fn claim_error(error: &serde_json::Error) -> String {
     let text = error.to_string();
-    match text.find(" at line ") {
-        Some(end) => text[..end].to_string(),
-        None => text,
+    let text = text.split(" at line ").next().unwrap_or_default();
+    match (text.find('"'), text.rfind('"')) {
+        (Some(open), Some(close)) if close > open => format!(
+            "{}{}{}",
+            &text[..open],
+            printable(&text[open + 1..close]),
+            &text[close + 1..]
+        ),
+        _ => text.to_string(),
     }
 }
 

@@ -11,6 +11,9 @@ pub struct VerifiedToken {
     pub pool: usize,
     /// The `kid` that verified it: a cached token stops validating once its key is unpublished.
     pub kid: String,
+    /// The material of the key that verified it: new material published under
+    /// the same `kid` unpublishes the old key, and its tokens with it.
+    pub key_fingerprint: crate::jwks::KeyFingerprint,
     /// The pool's key-removal epoch read before `kid` was looked up (see
     /// `KeyStore::still_published`).
     pub key_epoch: u64,

@@ -267,17 +267,9 @@ pub fn config_for(jwks_url: &str) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".into(),
         pools: vec![PoolConfig {
-            name: "main".into(),
-            region: REGION.into(),
-            user_pool_id: POOL_ID.into(),
             client_ids: vec![CLIENT_ID.into()],
-            token_use: vec![
-                token_validator::config::TokenUse::Id,
-                token_validator::config::TokenUse::Access,
-            ],
-            issuer: None,
             jwks_url: Some(jwks_url.into()),
-            allow_any_client: false,
+            ..PoolConfig::new("main", REGION, POOL_ID)
         }],
         ..Config::default()
     };
@@ -387,4 +379,22 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
+}
+
+/// The Prometheus text of a metrics port.
+pub async fn scrape_metrics(addr: SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("the metrics port answers")
+        .text()
+        .await
+        .expect("a text body")
+}
+
+/// The summed value of every series of `name` whose labels contain `label` (e.g. `pool="main"`).
+pub fn metric_sum(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
 }
