@@ -96,18 +96,23 @@ fn start_dev() -> (Process, serde_json::Value) {
 
 /// `POST /dev/tokens` on the dev issuer.
 fn mint(url: &str, body: serde_json::Value) -> serde_json::Value {
+    let (status, text) = post(url, body);
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A JSON POST: the status and the body.
+fn post(url: &str, body: serde_json::Value) -> (u16, String) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        reqwest::Client::new()
+        let response = reqwest::Client::new()
             .post(url)
             .json(&body)
             .timeout(TIMEOUT)
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
     })
 }
 
@@ -169,6 +174,15 @@ fn cli_verbs_answer_with_the_documented_exit_codes() {
         minted["id_token"].as_str().unwrap(),
     ]);
     assert_eq!(code, 1, "bob is not in admin");
+    // An expiry that would wrap `exp` is refused, naming the field.
+    for expires_in in [i64::MAX, i64::MIN, 315_360_001] {
+        let (status, text) = post(
+            info["mint_url"].as_str().unwrap(),
+            serde_json::json!({ "expires_in": expires_in }),
+        );
+        assert_eq!(status, 400, "expires_in {expires_in}: {text}");
+        assert!(text.contains("expires_in"), "{text}");
+    }
 
     let (code, out) = run(&["health", "--addr", url]);
     assert_eq!((code, out.trim()), (0, "SERVING"));

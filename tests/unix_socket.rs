@@ -12,8 +12,9 @@ async fn the_service_answers_on_a_unix_socket() {
     let jwks = JwksServer::start(&[&key]).await;
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("token-validator.sock");
-    // A stale socket file from an earlier run is replaced, not an error.
-    std::fs::write(&socket, b"").unwrap();
+    // A stale socket from an earlier run (bound, then its process gone) is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    assert!(socket.exists());
     let mut config = config_for(&jwks.url());
     config.listen = format!("unix://{}", socket.display());
     let service = start_service(config).await;
@@ -61,4 +62,37 @@ async fn the_service_answers_on_a_unix_socket() {
         Some(1),
         "health fails once the server is gone"
     );
+}
+
+#[tokio::test]
+async fn a_path_that_is_not_a_stale_socket_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = |path: &std::path::Path| {
+        let mut config = config_for("http://127.0.0.1:9/jwks.json");
+        config.listen = format!("unix://{}", path.display());
+        config
+    };
+
+    // A regular file: an error naming it, and the file keeps its content.
+    let file = dir.path().join("precious.txt");
+    std::fs::write(&file, b"keep me").unwrap();
+    let error = token_validator::App::spawn(listen(&file))
+        .await
+        .err()
+        .expect("a regular file is not replaced");
+    assert!(error.to_string().contains("is not a socket"), "{error}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+
+    // A socket another process listens on: in use, left alone.
+    let live = dir.path().join("live.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&live).unwrap();
+    let error = token_validator::App::spawn(listen(&live))
+        .await
+        .err()
+        .expect("a live socket is not replaced");
+    assert!(
+        error.to_string().contains("another process is listening"),
+        "{error}"
+    );
+    assert!(live.exists());
 }

@@ -30,7 +30,7 @@ use client_commands::{health, userinfo, validate};
 )]
 struct Cli {
     /// Log format (default: json when stderr is not a terminal).
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_enum, env = "TOKEN_VALIDATOR_LOG_FORMAT")]
     log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
@@ -210,7 +210,13 @@ async fn dev(
     json_output: bool,
     print_token: Option<TokenKind>,
 ) -> anyhow::Result<()> {
-    ListenAddr::parse(&listen)?;
+    let parsed_listen = ListenAddr::parse(&listen)?;
+    if !issuer_listen.ip().is_loopback() {
+        tracing::warn!(%issuer_listen, "the dev issuer mints tokens for anyone who can reach it: --issuer-listen is not a loopback address");
+    }
+    if matches!(parsed_listen, ListenAddr::Tcp(addr) if !addr.ip().is_loopback()) {
+        tracing::warn!(%listen, "dev mode trusts tokens the dev issuer mints for anyone: --listen is not a loopback address");
+    }
     let issuer = DevIssuer::start(issuer_listen).await?;
     let mut config = issuer.service_config(&listen);
     config.metrics.listen = metrics_listen;

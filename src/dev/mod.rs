@@ -35,12 +35,31 @@ pub struct MintRequest {
     pub username: Option<String>,
     pub groups: Option<Vec<String>>,
     pub scopes: Option<Vec<String>>,
-    /// Seconds from now; negative for an already expired token.
+    /// Seconds from now; negative for an already expired token. At most
+    /// [`MAX_EXPIRES_IN_SECS`] either way.
     pub expires_in: Option<i64>,
     pub email: Option<String>,
     pub preferred_username: Option<String>,
     /// Extra user attributes, e.g. `custom:tenant`.
     pub attributes: BTreeMap<String, String>,
+}
+
+/// Bound of `expires_in` either way: ten years, far past any test's need and
+/// far from where `now + expires_in` could overflow.
+pub const MAX_EXPIRES_IN_SECS: i64 = 10 * 365 * 24 * 3600;
+
+impl MintRequest {
+    /// Why this request cannot be minted, naming the field.
+    pub fn problem(&self) -> Option<String> {
+        match self.expires_in {
+            Some(secs) if secs.unsigned_abs() > MAX_EXPIRES_IN_SECS.unsigned_abs() => {
+                Some(format!(
+                    "expires_in: {secs} is out of range (-{MAX_EXPIRES_IN_SECS}..={MAX_EXPIRES_IN_SECS} seconds)"
+                ))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// An ID token and an access token for one sign-in.
@@ -167,7 +186,11 @@ impl IssuerState {
             .clone()
             .unwrap_or_else(|| DEV_USERNAME.into());
         let now = unix_now();
-        let exp = now + request.expires_in.unwrap_or(3600);
+        let expires_in = request
+            .expires_in
+            .unwrap_or(3600)
+            .clamp(-MAX_EXPIRES_IN_SECS, MAX_EXPIRES_IN_SECS);
+        let exp = now.saturating_add(expires_in);
         let groups = request
             .groups
             .clone()

@@ -36,8 +36,12 @@ async fn jwks(State(state): State<Arc<IssuerState>>) -> Json<Value> {
 async fn mint_route(
     State(state): State<Arc<IssuerState>>,
     request: Option<Json<MintRequest>>,
-) -> Json<MintedTokens> {
-    Json(state.mint(&request.map(|Json(r)| r).unwrap_or_default()))
+) -> Result<Json<MintedTokens>, (StatusCode, String)> {
+    let request = request.map(|Json(r)| r).unwrap_or_default();
+    if let Some(problem) = request.problem() {
+        return Err((StatusCode::BAD_REQUEST, format!("{problem}\n")));
+    }
+    Ok(Json(state.mint(&request)))
 }
 
 #[derive(Deserialize)]

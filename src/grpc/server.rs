@@ -29,14 +29,14 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds `addr`. A stale Unix socket file left by a previous run is replaced.
+    /// Binds `addr`. A stale Unix socket left by a previous run is replaced;
+    /// anything else at the path (a file, a directory, a socket another process
+    /// listens on) is an error, never deleted.
     pub async fn bind(addr: &ListenAddr) -> std::io::Result<Self> {
         match addr {
             ListenAddr::Tcp(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await?)),
             ListenAddr::Unix(path) => {
-                if path.exists() {
-                    std::fs::remove_file(path)?;
-                }
+                remove_stale_socket(path).await?;
                 Ok(Listener::Unix(UnixListener::bind(path)?, path.clone()))
             }
         }
@@ -51,6 +51,32 @@ impl Listener {
             Listener::Unix(_, path) => format!("unix://{}", path.display()),
         }
     }
+}
+
+/// Removes `path` only when it is a Unix socket nobody listens on.
+async fn remove_stale_socket(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !metadata.file_type().is_socket() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            ),
+        ));
+    }
+    if tokio::net::UnixStream::connect(path).await.is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("another process is listening on {}", path.display()),
+        ));
+    }
+    std::fs::remove_file(path)
 }
 
 /// The gRPC server with everything it serves.

@@ -240,7 +240,9 @@ impl proto::token_validator_server::TokenValidator for TokenValidatorService {
                             event = "get_user_failed",
                             token = %hash_prefix(&outcome.hash),
                             peer = peer.map(|p| p.to_string()),
-                            "{error}"
+                            // Cognito's text, cut and with no line breaks: it cannot forge log lines.
+                            "{}",
+                            crate::text::bounded(&error.to_string(), 300)
                         );
                     }
                     Err(convert::user_info_status(&error))

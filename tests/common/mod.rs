@@ -65,6 +65,7 @@ pub enum Mode {
 struct ServerState {
     keys: Mutex<Vec<Value>>,
     get_user_status: Mutex<u16>,
+    get_user_message: Mutex<String>,
     mode: Mutex<Mode>,
     delay: Mutex<Duration>,
     fetches: AtomicUsize,
@@ -90,6 +91,7 @@ impl JwksServer {
         let state = Arc::new(ServerState {
             keys: Mutex::new(keys.iter().map(|k| k.jwk()).collect()),
             get_user_status: Mutex::new(200),
+            get_user_message: Mutex::new("boom".into()),
             mode: Mutex::new(Mode::Up),
             delay: Mutex::new(Duration::ZERO),
             fetches: AtomicUsize::new(0),
@@ -147,9 +149,15 @@ impl JwksServer {
         *self.state.delay.lock().unwrap() = delay;
     }
 
-    /// Makes GetUser answer this HTTP status (500: an AWS InternalErrorException).
+    /// Makes GetUser answer this HTTP status (400: an AWS NotAuthorizedException,
+    /// others: an InternalErrorException).
     pub fn set_get_user_status(&self, status: u16) {
         *self.state.get_user_status.lock().unwrap() = status;
+    }
+
+    /// The `message` of GetUser's error answers.
+    pub fn set_get_user_message(&self, message: &str) {
+        *self.state.get_user_message.lock().unwrap() = message.into();
     }
 
     pub fn set_get_user_delay(&self, delay: Duration) {
@@ -250,7 +258,11 @@ async fn serve_get_user(State(state): State<Arc<ServerState>>) -> axum::response
         return (
             StatusCode::from_u16(status).unwrap(),
             [("content-type", "application/x-amz-json-1.1")],
-            json!({"__type": "InternalErrorException", "message": "boom"}).to_string(),
+            json!({
+                "__type": if status == 400 { "NotAuthorizedException" } else { "InternalErrorException" },
+                "message": *state.get_user_message.lock().unwrap(),
+            })
+            .to_string(),
         )
             .into_response();
     }
