@@ -13,7 +13,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 VENV="$HERE/.venv"
 PY="$VENV/bin/python"
 
-# 1. venv with the pinned tools (grpcio, grpcio-tools, protobuf, flask, pytest, hatchling, ...).
+# 1. venv with the pinned tools (grpcio, grpcio-tools, protobuf, flask, gunicorn, pytest, hatchling, ...).
 if [ ! -x "$PY" ]; then
     "${PYTHON:-python3}" -m venv "$VENV"
 fi

@@ -78,8 +78,9 @@ def assert_challenge(resp, status: int, error: str, reason: str | None = None) -
     assert body["message"]
     if reason is not None:
         assert body["reason"] == reason, body
-    if status in (401, 403) and error != "forbidden":
+    if status in (401, 403):
         assert resp.headers["WWW-Authenticate"].startswith("Bearer"), resp.headers
+        resp.headers["WWW-Authenticate"].encode("ascii")
 
 
 def test_valid_tokens(http, dev, app):
@@ -140,6 +141,8 @@ def test_missing_scope_is_403(http, dev, app):
 def test_missing_group_is_403(http, bob, app):
     resp = http.get("/admins", headers=bearer(bob["access_token"]))
     assert_challenge(resp, 403, "forbidden", "REASON_MISSING_GROUP")
+    assert 'error="insufficient_scope"' in resp.headers["WWW-Authenticate"]
+    assert "scope=" not in resp.headers["WWW-Authenticate"]
     assert app.view_ran == []
 
 

@@ -155,6 +155,18 @@ def test_user_info(fake):
     assert info.attributes == {"custom:tenant": "acme"}
 
 
+def test_reason_prints_as_its_name():
+    r = Reason.EXPIRED
+    assert str(r) == f"{r}" == "%s" % r == "{}".format(r) == "REASON_EXPIRED"
+    assert f"{r:>16}" == "  REASON_EXPIRED"
+    # Still the IntEnum it was: the number compares, formats with "d" and round-trips.
+    assert r == 6 and int(r) == 6 and f"{r:d}" == "6" and "%d" % r == "6"
+    assert r.name == "EXPIRED" and r.proto_name == "REASON_EXPIRED"
+    assert Reason(6) is r and Reason["EXPIRED"] is r and Reason.from_name(str(r)) is r
+    assert str(Reason.UNRECOGNIZED) == "REASON_UNRECOGNIZED"
+    assert all(str(x) == x.proto_name for x in Reason)
+
+
 # --- retries, deadlines and error mapping ----------------------------------------------
 
 
@@ -233,6 +245,39 @@ def test_channel_is_reused(fake):
     c.close()
     with pytest.raises(TokenValidatorError):
         c.validate_token("c")
+
+
+def test_retry_decisions_are_shared():
+    """Both clients take their retry decisions from one place: only UNAVAILABLE is retried."""
+    from token_validator_client._base import Attempts, BaseClient
+
+    class Err(grpc.RpcError):
+        def __init__(self, code):
+            self._code = code
+
+        def code(self):
+            return self._code
+
+        def details(self):
+            return "d"
+
+    policy = RetryPolicy(max_attempts=3, initial_backoff=0.5, max_backoff=1.0, jitter=0)
+    attempts = Attempts("ValidateToken", policy)
+    assert attempts.failed(Err(grpc.StatusCode.UNAVAILABLE)) == 0.5
+    assert attempts.failed(Err(grpc.StatusCode.UNAVAILABLE)) == 1.0
+    with pytest.raises(TokenValidatorUnavailable, match="after 3 attempts"):
+        attempts.failed(Err(grpc.StatusCode.UNAVAILABLE))
+    with pytest.raises(TokenValidatorTimeout):
+        Attempts("ValidateToken", policy).failed(Err(grpc.StatusCode.DEADLINE_EXCEEDED))
+    with pytest.raises(Unauthenticated):
+        Attempts("GetUserInfo", policy).failed(Err(grpc.StatusCode.UNAUTHENTICATED))
+    # One core: neither client re-implements configuration, channels or the RPC plumbing.
+    for cls in (TokenValidatorClient, aio.TokenValidatorClient):
+        assert issubclass(cls, BaseClient)
+        for name in ("__init__", "_get_stub", "_start", "_validate_token_rpc", "_get_user_info_rpc", "__repr__"):
+            assert name not in vars(cls), (cls, name)
+    assert repr(TokenValidatorClient("127.0.0.1:1", timeout=1)) == "TokenValidatorClient('127.0.0.1:1', tls=False, timeout=1.0)"
+    assert repr(aio.TokenValidatorClient("https://h", timeout=1)) == "aio.TokenValidatorClient('h:443', tls=True, timeout=1.0)"
 
 
 @pytest.mark.asyncio

@@ -12,23 +12,12 @@ Same arguments, results and exceptions as
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Optional, Sequence, TypeVar
 
 import grpc
 import grpc.aio
 
-from ._common import (
-    DEFAULT_TIMEOUT,
-    ChannelOptions,
-    PemSource,
-    RetryPolicy,
-    check_timeout,
-    resolve_channel,
-    user_info_request,
-    validate_request,
-)
-from ._proto.tokenvalidator.v1 import token_validator_pb2_grpc as pb_grpc
-from .errors import TokenValidatorError, TokenValidatorUnavailable, error_from_rpc
+from ._base import BaseClient, Rpc
 from .types import TokenUseArg, UserInfo, ValidationResult
 
 __all__ = ["TokenValidatorClient"]
@@ -36,7 +25,7 @@ __all__ = ["TokenValidatorClient"]
 T = TypeVar("T")
 
 
-class TokenValidatorClient:
+class TokenValidatorClient(BaseClient):
     """asyncio client for ``tokenvalidator.v1.TokenValidator``.
 
     The ``grpc.aio`` channel is created on first use, inside the running event
@@ -44,67 +33,20 @@ class TokenValidatorClient:
     :class:`token_validator_client.TokenValidatorClient` for the arguments.
     """
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        tls: Optional[bool] = None,
-        root_certificates: Optional[PemSource] = None,
-        client_cert: Optional[Tuple[PemSource, PemSource]] = None,
-        server_name: Optional[str] = None,
-        retry: Optional[RetryPolicy] = None,
-        channel_options: Optional[ChannelOptions] = None,
-    ) -> None:
-        self._config = resolve_channel(
-            target,
-            tls=tls,
-            root_certificates=root_certificates,
-            client_cert=client_cert,
-            server_name=server_name,
-            channel_options=channel_options,
-        )
-        self.timeout = check_timeout(timeout)
-        self.retry = retry if retry is not None else RetryPolicy()
-        self._channel: Optional[grpc.aio.Channel] = None
-        self._stub: Optional[pb_grpc.TokenValidatorStub] = None
-        self._closed = False
+    _grpc: Any = grpc.aio
+    _repr_name = "aio.TokenValidatorClient"
 
-    @property
-    def target(self) -> str:
-        return self._config.target
-
-    def _get_stub(self) -> pb_grpc.TokenValidatorStub:
-        if self._closed:
-            raise TokenValidatorError("the TokenValidatorClient is closed")
-        if self._stub is None:
-            if self._config.credentials is not None:
-                self._channel = grpc.aio.secure_channel(
-                    self._config.target, self._config.credentials, options=self._config.options
-                )
-            else:
-                self._channel = grpc.aio.insecure_channel(self._config.target, options=self._config.options)
-            self._stub = pb_grpc.TokenValidatorStub(self._channel)
-        return self._stub
-
-    async def _call(
-        self, method: str, invoke: Callable[[pb_grpc.TokenValidatorStub, float], Awaitable[T]], timeout: Optional[float]
-    ) -> T:
-        deadline = check_timeout(self.timeout if timeout is None else timeout)
-        stub = self._get_stub()
-        attempt = 0
+    # The only parts that differ from the blocking client: an awaited call and asyncio.sleep.
+    async def _send(self, rpc: Rpc[T], timeout: Optional[float]) -> T:
+        stub, deadline, attempts = self._start(rpc, timeout)
         while True:
-            attempt += 1
             try:
-                return await invoke(stub, deadline)
+                response = await rpc.invoke(stub, deadline)
             except grpc.RpcError as e:
-                err = error_from_rpc(method, e)
-                retryable = type(err) is TokenValidatorUnavailable
-                if not retryable or attempt >= self.retry.max_attempts:
-                    if retryable and attempt > 1:
-                        err.args = (f"{err.args[0]} (after {attempt} attempts)",)
-                    raise err from None
-            await asyncio.sleep(self.retry.backoff(attempt))
+                delay = attempts.failed(e)  # raises when the call is not to be retried
+            else:
+                return rpc.convert(response)
+            await asyncio.sleep(delay)
 
     async def validate_token(
         self,
@@ -116,22 +58,15 @@ class TokenValidatorClient:
         timeout: Optional[float] = None,
     ) -> ValidationResult:
         """Validate a token; see :meth:`token_validator_client.TokenValidatorClient.validate_token`."""
-        request = validate_request(token, token_use, scopes, groups)
-        response = await self._call(
-            "ValidateToken", lambda stub, t: stub.ValidateToken(request, timeout=t), timeout
-        )
-        return ValidationResult.from_proto(response)
+        return await self._send(self._validate_token_rpc(token, token_use, scopes, groups), timeout)
 
     async def get_user_info(self, token: str, *, timeout: Optional[float] = None) -> UserInfo:
         """Return the user's profile; see :meth:`token_validator_client.TokenValidatorClient.get_user_info`."""
-        request = user_info_request(token)
-        response = await self._call("GetUserInfo", lambda stub, t: stub.GetUserInfo(request, timeout=t), timeout)
-        return UserInfo.from_proto(response)
+        return await self._send(self._get_user_info_rpc(token), timeout)
 
     async def close(self) -> None:
         """Close the channel. The client cannot be used afterwards."""
-        self._closed = True
-        channel, self._channel, self._stub = self._channel, None, None
+        channel = self._detach_channel()
         if channel is not None:
             await channel.close()
 
@@ -140,6 +75,3 @@ class TokenValidatorClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def __repr__(self) -> str:
-        return f"aio.TokenValidatorClient({self._config.target!r}, tls={self._config.tls}, timeout={self.timeout})"

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Optional, Sequence, Tuple, TypeVar
+from typing import Any, ContextManager, Optional, Sequence, TypeVar
 
 import grpc
 
-from ._common import (
-    DEFAULT_TIMEOUT,
-    ChannelOptions,
-    PemSource,
-    RetryPolicy,
-    check_timeout,
-    resolve_channel,
-    user_info_request,
-    validate_request,
-)
-from ._proto.tokenvalidator.v1 import token_validator_pb2_grpc as pb_grpc
-from .errors import TokenValidatorError, TokenValidatorUnavailable, error_from_rpc
+from ._base import BaseClient, Rpc
 from .types import TokenUseArg, UserInfo, ValidationResult
 
 __all__ = ["TokenValidatorClient"]
@@ -27,7 +16,7 @@ __all__ = ["TokenValidatorClient"]
 T = TypeVar("T")
 
 
-class TokenValidatorClient:
+class TokenValidatorClient(BaseClient):
     """Thread-safe, blocking client for ``tokenvalidator.v1.TokenValidator``.
 
     One gRPC channel is created lazily and reused by every call; every call
@@ -59,68 +48,21 @@ class TokenValidatorClient:
         channel_options: extra ``grpc`` channel options.
     """
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        tls: Optional[bool] = None,
-        root_certificates: Optional[PemSource] = None,
-        client_cert: Optional[Tuple[PemSource, PemSource]] = None,
-        server_name: Optional[str] = None,
-        retry: Optional[RetryPolicy] = None,
-        channel_options: Optional[ChannelOptions] = None,
-    ) -> None:
-        self._config = resolve_channel(
-            target,
-            tls=tls,
-            root_certificates=root_certificates,
-            client_cert=client_cert,
-            server_name=server_name,
-            channel_options=channel_options,
-        )
-        self.timeout = check_timeout(timeout)
-        self.retry = retry if retry is not None else RetryPolicy()
-        self._lock = threading.Lock()
-        self._channel: Optional[grpc.Channel] = None
-        self._stub: Optional[pb_grpc.TokenValidatorStub] = None
-        self._closed = False
+    @staticmethod
+    def _new_lock() -> ContextManager[Any]:
+        return threading.Lock()
 
-    @property
-    def target(self) -> str:
-        """The gRPC target the channel connects to."""
-        return self._config.target
-
-    def _get_stub(self) -> pb_grpc.TokenValidatorStub:
-        with self._lock:
-            if self._closed:
-                raise TokenValidatorError("the TokenValidatorClient is closed")
-            if self._stub is None:
-                if self._config.credentials is not None:
-                    self._channel = grpc.secure_channel(
-                        self._config.target, self._config.credentials, options=self._config.options
-                    )
-                else:
-                    self._channel = grpc.insecure_channel(self._config.target, options=self._config.options)
-                self._stub = pb_grpc.TokenValidatorStub(self._channel)
-            return self._stub
-
-    def _call(self, method: str, invoke: Callable[[pb_grpc.TokenValidatorStub, float], T], timeout: Optional[float]) -> T:
-        deadline = check_timeout(self.timeout if timeout is None else timeout)
-        stub = self._get_stub()
-        attempt = 0
+    # The only parts that differ from the asyncio client: a blocking call and time.sleep.
+    def _send(self, rpc: Rpc[T], timeout: Optional[float]) -> T:
+        stub, deadline, attempts = self._start(rpc, timeout)
         while True:
-            attempt += 1
             try:
-                return invoke(stub, deadline)
+                response = rpc.invoke(stub, deadline)
             except grpc.RpcError as e:
-                err = error_from_rpc(method, e)
-                retryable = type(err) is TokenValidatorUnavailable
-                if not retryable or attempt >= self.retry.max_attempts:
-                    if retryable and attempt > 1:
-                        err.args = (f"{err.args[0]} (after {attempt} attempts)",)
-                    raise err from None
-            time.sleep(self.retry.backoff(attempt))
+                delay = attempts.failed(e)  # raises when the call is not to be retried
+            else:
+                return rpc.convert(response)
+            time.sleep(delay)
 
     def validate_token(
         self,
@@ -151,9 +93,7 @@ class TokenValidatorClient:
             TokenValidatorTimeout: the deadline passed.
             TokenValidatorError: any other gRPC error.
         """
-        request = validate_request(token, token_use, scopes, groups)
-        response = self._call("ValidateToken", lambda stub, t: stub.ValidateToken(request, timeout=t), timeout)
-        return ValidationResult.from_proto(response)
+        return self._send(self._validate_token_rpc(token, token_use, scopes, groups), timeout)
 
     def get_user_info(self, token: str, *, timeout: Optional[float] = None) -> UserInfo:
         """Validate the token and return the user's profile.
@@ -164,15 +104,11 @@ class TokenValidatorClient:
             TokenValidatorTimeout, TokenValidatorError: as for
             :meth:`validate_token`.
         """
-        request = user_info_request(token)
-        response = self._call("GetUserInfo", lambda stub, t: stub.GetUserInfo(request, timeout=t), timeout)
-        return UserInfo.from_proto(response)
+        return self._send(self._get_user_info_rpc(token), timeout)
 
     def close(self) -> None:
         """Close the channel. The client cannot be used afterwards."""
-        with self._lock:
-            self._closed = True
-            channel, self._channel, self._stub = self._channel, None, None
+        channel = self._detach_channel()
         if channel is not None:
             channel.close()
 
@@ -181,6 +117,3 @@ class TokenValidatorClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"TokenValidatorClient({self._config.target!r}, tls={self._config.tls}, timeout={self.timeout})"

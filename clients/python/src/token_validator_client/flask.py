@@ -32,8 +32,12 @@ to the default):
 
 Responses: a missing or malformed ``Authorization`` header or a rejected token
 is ``401`` with ``WWW-Authenticate: Bearer …``; a missing scope or group is
-``403``; a service that cannot be reached is ``503`` (fail closed: the view
-never runs). Bodies are JSON: ``{"error": …, "message": …, "reason": …}``.
+``403`` with ``WWW-Authenticate: Bearer error="insufficient_scope", …``; a
+service that cannot be reached is ``503`` (fail closed: the view never runs).
+Bodies are JSON: ``{"error": …, "message": …, "reason": …}``. The
+``WWW-Authenticate`` value is built by :func:`www_authenticate` (RFC 6750
+section 3): always printable ASCII, so the service's free-text messages
+(which may hold "…", quotes or non-ASCII) never break the response.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from typing import Any, Callable, Optional, Sequence, TypeVar, Union, cast, over
 
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, request
 
+from ._challenge import www_authenticate
 from ._common import DEFAULT_TIMEOUT, RetryPolicy
 from .client import TokenValidatorClient
 from .errors import (
@@ -63,6 +68,7 @@ __all__ = [
     "current_user",
     "get_client",
     "require_token",
+    "www_authenticate",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -202,10 +208,6 @@ def bearer_token() -> str:
     return parts[1]
 
 
-def _quote(text: str) -> str:
-    return "".join(c for c in text if c.isprintable() and c not in '"\\')
-
-
 def _error_response(
     status: int,
     error: str,
@@ -222,15 +224,13 @@ def _error_response(
     resp.status_code = status
     if status in (401, 403):
         realm = _setting(current_app, "TOKEN_VALIDATOR_REALM")
-        params = []
-        if realm:
-            params.append(f'realm="{_quote(str(realm))}"')
-        if challenge_error:
-            params.append(f'error="{challenge_error}"')
-            params.append(f'error_description="{_quote(message)}"')
-        if scope:
-            params.append(f'scope="{_quote(" ".join(scope))}"')
-        resp.headers["WWW-Authenticate"] = "Bearer" + (" " + ", ".join(params) if params else "")
+        # Always printable ASCII, whatever the service's message holds ("…", quotes, CR/LF, ...).
+        resp.headers["WWW-Authenticate"] = www_authenticate(
+            realm=str(realm) if realm else None,
+            error=challenge_error,
+            error_description=message if challenge_error else None,
+            scope=scope,
+        )
     if status == 503:
         resp.headers["Retry-After"] = "1"
     resp.headers["Cache-Control"] = "no-store"
@@ -272,8 +272,13 @@ def _rejection_response(result: ValidationResult, scopes: Sequence[str]) -> Resp
             scope=scopes,
         )
     if result.reason == Reason.MISSING_GROUP:
+        # Not a scope, but RFC 6750's code for "the token lacks the privileges" all the same.
         return _error_response(
-            403, "forbidden", result.message or "the user is in none of the required groups", reason=result.reason
+            403,
+            "forbidden",
+            result.message or "the user is in none of the required groups",
+            reason=result.reason,
+            challenge_error="insufficient_scope",
         )
     return _error_response(
         401,

@@ -23,12 +23,20 @@ __all__ = [
     "ValidationResult",
 ]
 
+# Presentation types of format() that make sense for a number only.
+_NUMERIC_FORMAT_TYPES = frozenset("bcdeEfFgGnoxX%")
+
 
 class Reason(enum.IntEnum):
     """Why a token was rejected (``tokenvalidator.v1.Reason`` without the prefix).
 
     ``UNSPECIFIED`` means the token is valid. ``UNRECOGNIZED`` stands for a
     value this client version does not know (a newer server).
+
+    It is an ``IntEnum`` (``Reason.EXPIRED == 6``, ``Reason.EXPIRED.name ==
+    "EXPIRED"``), but ``str()`` and formatting give the wire name, so logs and
+    f-strings read ``REASON_EXPIRED``, not ``6``; ``f"{reason:d}"`` still
+    gives the number.
     """
 
     UNRECOGNIZED = -1
@@ -49,6 +57,17 @@ class Reason(enum.IntEnum):
     def proto_name(self) -> str:
         """The name used on the wire and in status messages, e.g. ``"REASON_EXPIRED"``."""
         return f"REASON_{self.name}"
+
+    def __str__(self) -> str:
+        return self.proto_name
+
+    def __format__(self, format_spec: str) -> str:
+        # IntEnum formats as its number (and from Python 3.11 also prints as
+        # one): format the name, unless a numeric presentation type ("d",
+        # "x", ...) is asked for.
+        if format_spec and format_spec[-1] in _NUMERIC_FORMAT_TYPES:
+            return int.__format__(self, format_spec)
+        return format(self.proto_name, format_spec)
 
     @classmethod
     def from_proto(cls, value: int) -> "Reason":
