@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
     tonic_prost_build::configure()
+        // Smaller per-call buffers than tonic's default (src/grpc/codec.rs).
+        .codec_path("crate::grpc::codec::SmallBufferCodec")
         .build_server(true)
         .build_client(true)
         .compile_fds(descriptors)?;

@@ -89,14 +89,14 @@ impl App {
         let refresh = self.keys.spawn_refresh_tasks();
         let (side_stop, side_stopped) = tokio::sync::oneshot::channel::<()>();
         let side_port = listeners.metrics.map(|listener| {
-            tokio::spawn(crate::telemetry::http::serve(
-                listener,
-                self.metrics.clone(),
-                self.keys.clone(),
-                async {
+            let config = self.config.metrics.clone();
+            let (metrics, keys) = (self.metrics.clone(), self.keys.clone());
+            tokio::spawn(async move {
+                crate::telemetry::http::serve(listener, &config, metrics, keys, async {
                     let _ = side_stopped.await;
-                },
-            ))
+                })
+                .await
+            })
         });
         let server = GrpcServer::new(
             self.validator,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod dev;
 pub mod grpc;
 pub mod jwks;
+pub mod net;
 pub mod telemetry;
 pub mod text;
 pub mod userinfo;

@@ -130,8 +130,15 @@ async fn a_thousand_random_kids_at_once_cost_at_most_one_refetch() {
     // Slow answers make the refetch overlap with the flood.
     jwks.set_delay(Duration::from_millis(200));
     let service = start_service(config_for(&jwks.url())).await;
-    let client = client(&service).await;
+    let mut client = client(&service).await;
     assert_eq!(jwks.fetches(), 1);
+    // One round trip first: the client then knows the server's stream limit
+    // and queues the flood instead of opening streams the server refuses.
+    assert!(
+        validate(&mut client, request(key.sign_claims(&id_claims())))
+            .await
+            .valid
+    );
 
     let attacker = SigningKey::generate("x").unwrap();
     let mut calls = Vec::new();
@@ -286,12 +293,19 @@ async fn valid_calls_keep_flowing_while_unknown_kids_wait_on_a_hanging_jwks() {
     jwks.set_delay(Duration::from_secs(60));
     let fetches = jwks.fetches();
 
-    // 1,100 unknown-kid calls over five connections (256 streams each at most).
+    // 1,100 unknown-kid calls at once, over 50 connections (the server allows
+    // 32 streams per connection).
     let attacker = SigningKey::generate("x").unwrap();
     let mut flood = Vec::new();
-    for connection in 0..5 {
-        let client = common::client(&service).await;
-        for i in 0..220 {
+    for connection in 0..50 {
+        let mut client = common::client(&service).await;
+        // One round trip first, so the flood queues under the stream limit.
+        assert!(
+            validate(&mut client, request(key.sign_claims(&id_claims())))
+                .await
+                .valid
+        );
+        for i in 0..22 {
             let mut client = client.clone();
             let token = attacker.sign_with_header(
                 &serde_json::json!({"alg": "RS256", "kid": format!("unknown-{connection}-{i}")}),

@@ -37,8 +37,9 @@ struct Args {
     /// A running service; by default one is started in this process with the dev issuer.
     #[arg(long)]
     addr: Option<String>,
-    /// HTTP/2 connections (requests are spread round-robin).
-    #[arg(long, default_value_t = 4)]
+    /// HTTP/2 connections (requests are spread round-robin). 8 × the server's
+    /// 32 streams per connection carry the default 256 in flight.
+    #[arg(long, default_value_t = 8)]
     connections: usize,
     /// Requests in flight at once (closed loop; 256 keeps this 2-core box's server busy,
     /// 64 left it idle between wake-ups, ~10% lower); open loop: the in-flight cap is 64× this.

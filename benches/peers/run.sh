@@ -11,7 +11,7 @@
 # "repeated" (one token over and over: cache hits where there is a cache).
 # Prints one table of requests/s and p99 with ratios to token-validator.
 #
-#   bash benches/peers/run.sh                 # DURATION=10s CONCURRENCY=256 CONNECTIONS=4 WORKERS=2
+#   bash benches/peers/run.sh                 # DURATION=10s CONCURRENCY=256 CONNECTIONS=8 WORKERS=2
 #
 # Everything listens on 127.0.0.1 and is stopped at the end (or on error).
 set -euo pipefail
@@ -20,7 +20,7 @@ ROOT=$PWD
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 CONCURRENCY=${CONCURRENCY:-256}
-CONNECTIONS=${CONNECTIONS:-4}
+CONNECTIONS=${CONNECTIONS:-8}
 WORKERS=${WORKERS:-2}
 TOKENS=${TOKENS:-2000}
 POOL_ID=us-east-1_bench1

@@ -58,12 +58,22 @@ FAMILIES = {
     "token_validator_get_user_duration_seconds": ("histogram", set()),
     "token_validator_get_user_cache_hits_total": ("counter", set()),
     "token_validator_audit_suppressed_total": ("counter", set()),
+    "token_validator_accept_errors_total": ("counter", {"listener"}),
+    "token_validator_connections_closed_total": ("counter", {"listener", "reason"}),
+    "token_validator_answers_refused_total": ("counter", set()),
     "target_info": ("gauge", {"service_name"}),
 }
 COMMON_LABELS = {"otel_scope_name", "job", "instance", "__name__"}
 # token_validator_pool_ready (per-pool readiness, new with pools[].required)
 # has no panel yet; docs/OBSERVABILITY.md documents it and its alert rule.
-NOT_ON_DASHBOARD = {"target_info", "token_validator_pool_ready"}
+# The connection bounds' counters (src/net/) are alert material, documented there too.
+NOT_ON_DASHBOARD = {
+    "target_info",
+    "token_validator_pool_ready",
+    "token_validator_accept_errors_total",
+    "token_validator_connections_closed_total",
+    "token_validator_answers_refused_total",
+}
 
 # series name -> (family, labels)
 SERIES = {}

@@ -190,8 +190,24 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
+/// Raises the open-file limit (see [`crate::net::raise_open_file_limit`]) and logs it.
+fn raise_open_file_limit() {
+    match crate::net::raise_open_file_limit() {
+        Ok((before, after)) if before != after => {
+            tracing::info!(
+                before,
+                after,
+                "raised the open-file limit to the hard limit"
+            )
+        }
+        Ok((_, limit)) => tracing::info!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
+    }
+}
+
 async fn serve(config_file: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(config_file.as_deref())?;
+    raise_open_file_limit();
     let app = App::new(config)?;
     let listeners = app.bind().await?;
     tracing::info!(
@@ -217,6 +233,7 @@ async fn dev(
     if matches!(parsed_listen, ListenAddr::Tcp(addr) if !addr.ip().is_loopback()) {
         tracing::warn!(%listen, "dev mode trusts tokens the dev issuer mints for anyone: --listen is not a loopback address");
     }
+    raise_open_file_limit();
     let issuer = DevIssuer::start(issuer_listen).await?;
     let mut config = issuer.service_config(&listen);
     config.metrics.listen = metrics_listen;

@@ -196,6 +196,42 @@ impl Config {
                 "max_concurrent_requests, request_timeout_ms and max_concurrent_streams must be > 0",
             ));
         }
+        for (key, value, max) in [
+            (
+                "server.max_connections",
+                self.server.max_connections as u64,
+                1 << 20,
+            ),
+            (
+                "server.preface_timeout_secs",
+                self.server.preface_timeout_secs,
+                3600,
+            ),
+            (
+                "server.stall_timeout_secs",
+                self.server.stall_timeout_secs,
+                3600,
+            ),
+            (
+                "server.max_unread_answers",
+                self.server.max_unread_answers as u64,
+                1 << 24,
+            ),
+            (
+                "metrics.max_connections",
+                self.metrics.max_connections as u64,
+                1 << 16,
+            ),
+            (
+                "metrics.idle_timeout_secs",
+                self.metrics.idle_timeout_secs,
+                3600,
+            ),
+        ] {
+            if value == 0 || value > max {
+                return Err(invalid(key, format!("{value} is out of range (1..={max})")));
+            }
+        }
         if self.audit.max_events_per_sec == 0 {
             return Err(invalid("audit.max_events_per_sec", "must be > 0"));
         }

@@ -243,7 +243,9 @@ pub struct ServerConfig {
     pub max_concurrent_requests: usize,
     /// A call running longer than this is cancelled (DEADLINE_EXCEEDED-like `CANCELLED`).
     pub request_timeout_ms: u64,
-    /// HTTP/2 streams one connection may have open.
+    /// HTTP/2 streams one connection may have open. Each stream in flight
+    /// costs ~1 KB, so `max_connections × max_concurrent_streams` bounds what a
+    /// burst (or an attack) can take: 1,024 × 32 stays under 100 MiB.
     pub max_concurrent_streams: u32,
     /// Optional per-caller limit (by mTLS client certificate, else by peer IP), requests/s; 0 = off.
     pub rate_limit_per_caller: u32,
@@ -254,6 +256,20 @@ pub struct ServerConfig {
     /// Close connections older than this (after a grace for calls in flight), so
     /// long-lived HTTP/2 clients spread over new replicas; 0 = never.
     pub max_connection_age_secs: u64,
+    /// Connections open at once; at the cap, new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A connection that sends nothing (no TLS ClientHello, no HTTP/2 preface)
+    /// for this long after it was accepted is closed.
+    pub preface_timeout_secs: u64,
+    /// A connection with answers waiting that the peer does not read (a zero
+    /// flow-control window, a socket nobody reads) is closed after this long
+    /// without one of them delivered.
+    pub stall_timeout_secs: u64,
+    /// Answers written but not yet read by their peers, summed over every
+    /// connection. Past it, a call on a connection that already has unread
+    /// answers is refused at once (RESOURCE_EXHAUSTED); a connection whose
+    /// peer reads is always answered.
+    pub max_unread_answers: usize,
 }
 
 impl Default for ServerConfig {
@@ -264,11 +280,15 @@ impl Default for ServerConfig {
             max_request_bytes: 64 * 1024,
             max_concurrent_requests: 1024,
             request_timeout_ms: 10_000,
-            max_concurrent_streams: 256,
+            max_concurrent_streams: 32,
             rate_limit_per_caller: 0,
             http2_keepalive_interval_secs: 30,
             http2_keepalive_timeout_secs: 10,
             max_connection_age_secs: 0,
+            max_connections: 1024,
+            preface_timeout_secs: 10,
+            stall_timeout_secs: 10,
+            max_unread_answers: 1024,
         }
     }
 }
@@ -280,6 +300,11 @@ pub struct MetricsConfig {
     /// Serve `GET /metrics`, `/healthz` and `/readyz`.
     pub enabled: bool,
     pub listen: String,
+    /// Connections open at once on this port (scrapers and probes need few).
+    pub max_connections: usize,
+    /// A connection that sends nothing for this long is closed; a request's
+    /// headers must arrive within it too.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for MetricsConfig {
@@ -287,6 +312,8 @@ impl Default for MetricsConfig {
         Self {
             enabled: true,
             listen: "0.0.0.0:9090".into(),
+            max_connections: 64,
+            idle_timeout_secs: 10,
         }
     }
 }

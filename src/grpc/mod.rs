@@ -3,6 +3,7 @@
 //! CLI uses. Only this module knows tonic types; errors become statuses here, once.
 
 pub mod client;
+pub mod codec;
 mod convert;
 pub mod health;
 mod limits;
@@ -10,6 +11,7 @@ mod server;
 mod service;
 pub mod tls;
 mod transport;
+mod unread;
 
 /// The generated types of `proto/tokenvalidator/v1/token_validator.proto`.
 pub mod proto {

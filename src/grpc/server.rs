@@ -7,16 +7,17 @@
 
 use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
-use tokio::net::{TcpListener, UnixListener};
-use tonic::transport::{Server, server::TcpIncoming};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use super::{
     health::Health, limits::OversizeIsInvalidArgument, proto, service::TokenValidatorService,
-    tls::TlsSource, transport::coalesced,
+    tls::TlsSource, transport::coalesced, unread::CountUnreadAnswers,
 };
 use crate::{
     config::{ListenAddr, ServerConfig},
+    net::{ConnectionLimits, Deadlines, accept},
     telemetry::{audit::AuditLog, metrics::Metrics},
     userinfo::UserInfoService,
     validate::Validator,
@@ -108,6 +109,23 @@ impl GrpcServer {
         }
     }
 
+    /// The bounds on the gRPC port's connections (see [`crate::net`]).
+    fn connection_limits(&self) -> Arc<ConnectionLimits> {
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        ConnectionLimits::new(
+            "grpc",
+            crate::net::connections_within_file_limit(self.config.max_connections),
+            self.config.max_unread_answers,
+            Deadlines {
+                first_byte: secs(self.config.preface_timeout_secs),
+                stall: secs(self.config.stall_timeout_secs),
+                idle: None,
+                lifetime: None,
+            },
+            self.metrics.clone(),
+        )
+    }
+
     /// Serves on `listener` until `shutdown` resolves, then stops accepting, lets
     /// in-flight calls finish for up to `shutdown_grace_secs`, and returns.
     pub async fn serve(
@@ -143,6 +161,7 @@ impl GrpcServer {
                 .max_connection_age_grace(Duration::from_secs(self.config.shutdown_grace_secs));
         }
         let router = builder
+            .layer(CountUnreadAnswers)
             .layer(OversizeIsInvalidArgument)
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(
@@ -161,24 +180,34 @@ impl GrpcServer {
         let stopped = async {
             let _ = stop_rx.await;
         };
+        let limits = self.connection_limits();
         let mut background = Vec::new();
         let mut serving: std::pin::Pin<
             Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
         > = match (listener, &self.tls) {
             (Listener::Tcp(listener), Some(tls)) => {
-                let (incoming, accept) = super::tls::incoming(listener, tls.clone());
+                let source = tls.clone();
+                let (incoming, accept) = accept::spawn(listener, limits, move |tcp| {
+                    super::tls::handshake(source.clone(), tcp)
+                });
                 background.push(accept);
                 background.push(tls.spawn_reloader());
                 Box::pin(router.serve_with_incoming_shutdown(coalesced(incoming), stopped))
             }
-            (Listener::Tcp(listener), None) => Box::pin(router.serve_with_incoming_shutdown(
-                coalesced(TcpIncoming::from(listener).with_nodelay(Some(true))),
-                stopped,
-            )),
-            (Listener::Unix(listener, _), _) => Box::pin(router.serve_with_incoming_shutdown(
-                coalesced(tokio_stream::wrappers::UnixListenerStream::new(listener)),
-                stopped,
-            )),
+            (Listener::Tcp(listener), None) => {
+                let (incoming, accept) = accept::spawn(listener, limits, |tcp: TcpStream| {
+                    let _ = tcp.set_nodelay(true);
+                    std::future::ready(Some(tcp))
+                });
+                background.push(accept);
+                Box::pin(router.serve_with_incoming_shutdown(coalesced(incoming), stopped))
+            }
+            (Listener::Unix(listener, _), _) => {
+                let (incoming, accept) =
+                    accept::spawn(listener, limits, |unix| std::future::ready(Some(unix)));
+                background.push(accept);
+                Box::pin(router.serve_with_incoming_shutdown(coalesced(incoming), stopped))
+            }
         };
         tokio::select! {
             result = &mut serving => {
@@ -203,6 +232,8 @@ impl GrpcServer {
             }
         }
         let _ = stop_tx.send(());
+        // Stop accepting: new connections are refused at once, not queued.
+        background.iter().for_each(|t| t.abort());
         match tokio::time::timeout(
             Duration::from_secs(self.config.shutdown_grace_secs),
             serving,

@@ -23,7 +23,7 @@ use rustls::{
         danger::{ClientCertVerified, ClientCertVerifier},
     },
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
 use crate::config::TlsConfig;
@@ -247,42 +247,25 @@ impl ClientCertVerifier for AllowedNames {
     }
 }
 
-/// Accepts TCP connections and completes TLS handshakes off the accept loop
-/// (a slow or failing client never blocks others), yielding ready streams.
-pub fn incoming(
-    listener: TcpListener,
-    source: Arc<TlsSource>,
-) -> (
-    tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsStream<TcpStream>>>,
-    tokio::task::JoinHandle<()>,
-) {
-    let (tx, rx) = tokio::sync::mpsc::channel(128);
-    let task = tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let acceptor = source.acceptor();
-            let ready = tx.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = ready.send(Ok(stream)).await;
-                    }
-                    Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake refused"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-            });
-            if tx.is_closed() {
-                break;
-            }
+/// A client has this long to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Completes the TLS handshake of an accepted connection (on the connection's
+/// own task, so a slow or failing client never blocks others); `None` when it
+/// fails or takes longer than [`HANDSHAKE_TIMEOUT`].
+pub async fn handshake(source: Arc<TlsSource>, tcp: TcpStream) -> Option<TlsStream<TcpStream>> {
+    let _ = tcp.set_nodelay(true);
+    let peer = tcp.peer_addr().ok();
+    let acceptor = source.acceptor();
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::debug!(?peer, %error, "TLS handshake refused");
+            None
         }
-    });
-    (tokio_stream::wrappers::ReceiverStream::new(rx), task)
+        Err(_) => {
+            tracing::debug!(?peer, "TLS handshake timed out");
+            None
+        }
+    }
 }

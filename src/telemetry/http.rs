@@ -2,8 +2,14 @@
 //! (liveness: the process answers) and `GET /readyz` (every required pool has
 //! keys; `?verbose` lists each pool), for platforms that probe over HTTP (ECS
 //! target groups, load balancers).
+//!
+//! The port is bounded like the gRPC port ([`crate::net`]): at most
+//! `metrics.max_connections` at once, a request's headers within
+//! `metrics.idle_timeout_secs`, a connection silent that long closed, and
+//! none kept past [`CONNECTION_LIFETIME`], so a slow client can hold a
+//! slot only briefly and probes keep answering under a flood.
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use std::fmt::Write as _;
 
@@ -14,10 +20,22 @@ use axum::{
     response::IntoResponse,
     routing::get,
 };
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 
 use super::metrics::Metrics;
-use crate::jwks::KeyStore;
+use crate::{
+    config::MetricsConfig,
+    jwks::KeyStore,
+    net::{ConnectionLimits, Deadlines, accept},
+};
+
+/// The longest a side-port connection lives; scrapers and probes reconnect.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 struct PortState {
@@ -25,21 +43,56 @@ struct PortState {
     keys: Arc<KeyStore>,
 }
 
-/// Serves the side port on `listener` until `shutdown`.
+/// Serves the side port on `listener` until `shutdown`; connections still
+/// open then are dropped (their requests take microseconds).
 pub async fn serve(
     listener: TcpListener,
+    config: &MetricsConfig,
     metrics: Arc<Metrics>,
     keys: Arc<KeyStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let idle = Duration::from_secs(config.idle_timeout_secs);
+    let limits = ConnectionLimits::new(
+        "metrics",
+        config.max_connections,
+        0,
+        Deadlines {
+            first_byte: Some(idle),
+            idle: Some(idle),
+            lifetime: Some(CONNECTION_LIFETIME),
+            stall: None,
+        },
+        metrics.clone(),
+    );
     let router = Router::new()
         .route("/metrics", get(scrape))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .with_state(PortState { metrics, keys });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (mut incoming, accepting) =
+        accept::spawn(listener, limits, |tcp| std::future::ready(Some(tcp)));
+    let mut connections = tokio::task::JoinSet::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(idle);
+    tokio::pin!(shutdown);
+    loop {
+        let io = tokio::select! {
+            () = &mut shutdown => break,
+            Some(Ok(io)) = incoming.next() => io,
+            else => break,
+        };
+        let connection =
+            http.serve_connection(TokioIo::new(io), TowerToHyperService::new(router.clone()));
+        connections.spawn(async move {
+            let _ = connection.await;
+        });
+        // Reap finished connections so the set stays as small as the open ones.
+        while connections.try_join_next().is_some() {}
+    }
+    accepting.abort();
+    connections.abort_all();
+    Ok(())
 }
 
 async fn scrape(State(state): State<PortState>) -> axum::response::Response {

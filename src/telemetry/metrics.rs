@@ -24,6 +24,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use crate::{
     config::{Config, TokenUse},
     jwks::{FetchError, KeySet, KeyStore, KeyStoreObserver},
+    net::ConnectionObserver,
     validate::{Outcome, ValidationError, Validator},
 };
 
@@ -53,6 +54,9 @@ pub struct Metrics {
     get_user_duration: Histogram<f64>,
     get_user_cache_hits: Counter<u64>,
     audit_suppressed: Counter<u64>,
+    accept_errors: Counter<u64>,
+    connections_closed: Counter<u64>,
+    answers_refused: Counter<u64>,
 }
 
 /// Counts updated on every call, kept in atomics and read by observable
@@ -204,6 +208,18 @@ impl Metrics {
             audit_suppressed: counter(
                 "token_validator.audit.suppressed",
                 "Audit events dropped by the rate limit",
+            ),
+            accept_errors: counter(
+                "token_validator.accept_errors",
+                "Failed accepts (e.g. out of file descriptors), by listener (grpc/metrics)",
+            ),
+            connections_closed: counter(
+                "token_validator.connections.closed",
+                "Connections closed by a bound, by listener and reason (preface_timeout/idle_timeout/lifetime/stalled)",
+            ),
+            answers_refused: counter(
+                "token_validator.answers_refused",
+                "Calls refused at once because their connection leaves its answers unread",
             ),
             provider,
             registry,
@@ -515,6 +531,27 @@ impl KeyStoreObserver for Metrics {
 
     fn unknown_kid_suppressed(&self, pool: &str) {
         self.unknown_kid_suppressed.add(1, &[self.pool_named(pool)]);
+    }
+}
+
+impl ConnectionObserver for Metrics {
+    fn accept_failed(&self, listener: &'static str) {
+        self.accept_errors
+            .add(1, &[KeyValue::new("listener", listener)]);
+    }
+
+    fn closed_by_bound(&self, listener: &'static str, reason: &'static str) {
+        self.connections_closed.add(
+            1,
+            &[
+                KeyValue::new("listener", listener),
+                KeyValue::new("reason", reason),
+            ],
+        );
+    }
+
+    fn answer_refused(&self) {
+        self.answers_refused.add(1, &[]);
     }
 }
 

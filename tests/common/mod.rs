@@ -3,6 +3,7 @@
 //! the real service on 127.0.0.1:0 with a tonic client. Loopback only.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod process;
 
 use std::{
