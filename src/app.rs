@@ -40,17 +40,17 @@ impl App {
         let metrics = Metrics::new(&config)?;
         let keys = KeyStore::new(&config, metrics.clone())?;
         let validator = Arc::new(Validator::new(&config, keys.clone()));
-        let userinfo = Arc::new(UserInfoService::new(
-            &config,
-            validator.clone(),
-            metrics.clone(),
-        )?);
+        let userinfo = Arc::new(UserInfoService::new(&config, metrics.clone())?);
         metrics.observe(&validator);
         let audit = Arc::new(AuditLog::new(
             config.audit.max_events_per_sec,
             metrics.clone(),
         ));
-        let tls = config.tls.as_ref().map(TlsSource::load).transpose()?;
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|tls| TlsSource::load(tls, audit.clone()))
+            .transpose()?;
         Ok(Self {
             config: Arc::new(config),
             keys,

@@ -13,12 +13,16 @@ use tracing::Instrument;
 
 use crate::{
     config::{Config, TokenUse},
-    telemetry::metrics::Metrics,
-    validate::{
-        Expiring, Outcome, PerEntryTtl, Policy, TokenHash, ValidationError, Validator,
-        VerifiedToken,
-    },
+    validate::{Expiring, PerEntryTtl, TokenHash, VerifiedToken},
 };
+
+/// Events the profile lookup reports (metrics hang off these), so this layer
+/// knows nothing of telemetry, as [`crate::jwks::KeyStoreObserver`] does for keys.
+pub trait UserInfoObserver: Send + Sync {
+    /// A GetUser call ended (`result`: `ok`, `not_authorized`, `error`) after
+    /// `elapsed`, or (`cache_hit`) its cached answer was used.
+    fn get_user(&self, _result: &'static str, _elapsed: Option<Duration>, _cache_hit: bool) {}
+}
 
 /// Where a profile came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,12 +50,9 @@ pub struct UserProfile {
     pub source: Option<ProfileSource>,
 }
 
-/// Why no profile could be given.
+/// Why a verified token got no profile.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UserInfoError {
-    /// The token did not validate (or could not be checked).
-    #[error(transparent)]
-    Validation(#[from] ValidationError),
     /// Cognito refused the access token (revoked, signed out, user deleted).
     #[error("Cognito refused the access token: {0}")]
     NotAuthorized(String),
@@ -84,22 +85,20 @@ const TOKEN_CLAIMS: &[&str] = &[
     "cognito:preferred_role",
 ];
 
-/// Answers GetUserInfo.
+/// Answers GetUserInfo for tokens the validator already verified.
 pub struct UserInfoService {
-    validator: Arc<Validator>,
     http: reqwest::Client,
     lookup: bool,
     endpoints: Vec<String>,
     cache_ttl: Duration,
     cache: moka::future::Cache<TokenHash, Expiring<Arc<UserProfile>>>,
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn UserInfoObserver>,
 }
 
 impl UserInfoService {
     pub fn new(
         config: &Config,
-        validator: Arc<Validator>,
-        metrics: Arc<Metrics>,
+        observer: Arc<dyn UserInfoObserver>,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.userinfo.timeout_ms))
@@ -108,7 +107,6 @@ impl UserInfoService {
             .user_agent(concat!("token-validator/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
-            validator,
             http,
             lookup: config.userinfo.cognito_lookup,
             endpoints: config
@@ -121,27 +119,27 @@ impl UserInfoService {
                 .max_capacity(config.userinfo.cache_max_entries)
                 .expire_after(PerEntryTtl)
                 .build(),
-            metrics,
+            observer,
         })
     }
 
-    /// Validates the token, then builds the profile. The outcome of validation is
-    /// returned too, for logging and metrics at the edge.
-    pub async fn user_info(&self, raw: &str) -> (Outcome, Result<UserProfile, UserInfoError>) {
-        let outcome = self.validator.validate(raw, &Policy::default()).await;
-        let token = match &outcome.result {
-            Ok(token) => token.clone(),
-            Err(error) => return (outcome.clone(), Err(error.clone().into())),
-        };
-        let result = match token.token_use {
-            TokenUse::Id => Ok(profile_from_claims(&token)),
-            TokenUse::Access if !self.lookup => Ok(profile_from_claims(&token)),
+    /// The profile of a verified token: from its claims, or for an access
+    /// token (with the lookup on) from Cognito's GetUser, called with
+    /// `access_token` (the token as sent, without `Bearer `) and cached by `hash`.
+    pub async fn profile(
+        &self,
+        token: &VerifiedToken,
+        access_token: &str,
+        hash: TokenHash,
+    ) -> Result<UserProfile, UserInfoError> {
+        match token.token_use {
+            TokenUse::Id => Ok(profile_from_claims(token)),
+            TokenUse::Access if !self.lookup => Ok(profile_from_claims(token)),
             TokenUse::Access => self
-                .cognito_profile(outcome.hash, crate::validate::strip_bearer(raw), &token)
+                .cognito_profile(hash, access_token, token)
                 .await
                 .map(|p| (*p).clone()),
-        };
-        (outcome, result)
+        }
     }
 
     async fn cognito_profile(
@@ -151,7 +149,7 @@ impl UserInfoService {
         token: &VerifiedToken,
     ) -> Result<Arc<UserProfile>, UserInfoError> {
         if let Some(hit) = self.cache.get(&hash).await {
-            self.metrics.record_get_user("ok", None, true);
+            self.observer.get_user("ok", None, true);
             return Ok(hit.value);
         }
         // try_get_with: concurrent first lookups of one token share one GetUser
@@ -169,8 +167,8 @@ impl UserInfoService {
                     Err(UserInfoError::NotAuthorized(_)) => "not_authorized",
                     Err(_) => "error",
                 };
-                self.metrics
-                    .record_get_user(outcome, Some(started.elapsed()), false);
+                self.observer
+                    .get_user(outcome, Some(started.elapsed()), false);
                 let now = crate::validate::unix_now();
                 let until_exp =
                     Duration::from_secs(u64::try_from(token.expires_at() - now).unwrap_or(0));

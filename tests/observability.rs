@@ -573,3 +573,45 @@ async fn the_audit_log_records_rejections_and_is_rate_limited() {
         "every suppressed event is counted"
     );
 }
+
+#[tokio::test]
+async fn every_counter_exists_at_zero_from_start_for_every_pool() {
+    let key = SigningKey::generate("k").unwrap();
+    let jwks = JwksServer::start(&[&key]).await;
+    let service = start_service(config_for(&jwks.url())).await;
+    let text = scrape(service.metrics_addr.unwrap()).await;
+    let present = |series: &str| {
+        text.lines()
+            .any(|l| l.starts_with(series) && l.ends_with(" 0"))
+    };
+    for series in [
+        "token_validator_jwks_rotations_total{",
+        "token_validator_jwks_unknown_kid_refetches_total{",
+        "token_validator_jwks_unknown_kid_suppressed_total{",
+        "token_validator_audit_suppressed_total{",
+        "token_validator_get_user_lookups_total{",
+        "token_validator_accept_errors_total{",
+        "token_validator_connections_closed_total{",
+        "token_validator_answers_refused_total{",
+    ] {
+        assert!(present(series), "{series} is not at 0 from start:\n{text}");
+    }
+    for name in [
+        "token_validator_jwks_rotations_total",
+        "token_validator_jwks_unknown_kid_refetches_total",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(name) && l.contains("pool=\"main\"")),
+            "{name} has no series for pool main"
+        );
+    }
+    assert_eq!(
+        sample(
+            &text,
+            "token_validator_jwks_fetches_total",
+            &[("result", "timeout")]
+        ),
+        0.0
+    );
+}

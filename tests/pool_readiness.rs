@@ -90,17 +90,16 @@ impl TwoPools {
         reqwest::get(url).await.unwrap().text().await.unwrap()
     }
 
-    /// ValidateToken's answer: Ok(response) or Err(status code).
-    async fn validate(&self, token: &str) -> Result<proto::ValidateTokenResponse, tonic::Code> {
+    /// ValidateToken's answer: Ok(response) or Err(status).
+    async fn validate(&self, token: &str) -> Result<proto::ValidateTokenResponse, tonic::Status> {
         let channel = client::connect(&self.url, Duration::from_secs(2))
             .await
-            .map_err(|_| tonic::Code::Unavailable)?;
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         let mut client = proto::token_validator_client::TokenValidatorClient::new(channel);
         client
             .validate_token(common::request(token))
             .await
             .map(|r| r.into_inner())
-            .map_err(|s| s.code())
     }
 
     fn log_text(&self) -> String {
@@ -152,10 +151,17 @@ async fn an_optional_pool_that_is_down_leaves_the_service_ready_and_recovers_wit
     let answer = service.validate(&good_token).await.unwrap();
     assert!(answer.valid, "good pool's token: {answer:?}");
     let broken_token = token_for(&broken_key, broken_issuer());
+    let status = service.validate(&broken_token).await.unwrap_err();
     assert_eq!(
-        service.validate(&broken_token).await.unwrap_err(),
+        status.code(),
         tonic::Code::Unavailable,
         "a token of a pool without keys cannot be answered"
+    );
+    let info = tonic_types::StatusExt::get_details_error_info(&status).expect("an ErrorInfo");
+    assert_eq!(info.reason, "KEYS_UNAVAILABLE");
+    assert_eq!(
+        info.metadata.get("pool").map(String::as_str),
+        Some("broken")
     );
 
     let (_, verbose) = service.readyz("?verbose").await.unwrap();

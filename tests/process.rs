@@ -77,7 +77,14 @@ async fn sigterm_mid_traffic_drains_in_flight_calls_and_exits_zero() {
 /// Starts `token-validator dev --json` and returns the process and its JSON line.
 fn start_dev() -> (Process, serde_json::Value) {
     let mut child = Command::new(BIN)
-        .args(["dev", "--listen", "127.0.0.1:0", "--json"])
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer-listen",
+            "127.0.0.1:0",
+            "--json",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -190,4 +197,109 @@ fn cli_verbs_answer_with_the_documented_exit_codes() {
     let dead = format!("http://127.0.0.1:{}", free_port());
     assert_eq!(run(&["validate", "--addr", &dead, id]).0, 2);
     assert_eq!(run(&["health", "--addr", &dead]).0, 1);
+
+    // --addr as grpcurl, Python and Node take it: HOST:PORT.
+    let host_port = url.trim_start_matches("http://");
+    assert_eq!(run(&["validate", "--addr", host_port, id]).0, 0);
+    assert_eq!(run(&["health", "--addr", host_port]).0, 0);
+    // Errors on one line, each part once.
+    let (code, stderr) =
+        run_stderr(&["validate", "--addr", dead.trim_start_matches("http://"), id]);
+    assert_eq!(code, 2);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("transport error").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("tcp connect error").count(), 1, "{stderr}");
+    let (code, stderr) = run_stderr(&["validate", "--addr", host_port, ""]);
+    assert_eq!(code, 2);
+    assert_eq!(stderr.matches("the token is empty").count(), 1, "{stderr}");
+    let (code, stderr) = run_stderr(&["validate", "--addr", "ftp://x:1", id]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("bad --addr"), "{stderr}");
+}
+
+fn run_stderr(args: &[&str]) -> (i32, String) {
+    let output = Command::new(BIN).args(args).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Starts `dev` with `args`, returning the process and its stdout lines.
+fn start_dev_with(args: &[&str]) -> (Process, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .arg("dev")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (Process(child), rx)
+}
+
+#[test]
+fn dev_keeps_its_key_and_issuer_in_the_state_dir_and_its_banner_commands_run_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state_arg = state.to_str().unwrap();
+    let (dev, lines) = start_dev_with(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--issuer-listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        state_arg,
+        "--json",
+    ]);
+    let first: serde_json::Value =
+        serde_json::from_str(&lines.recv_timeout(TIMEOUT).unwrap()).unwrap();
+    let token = first["id_token"].as_str().unwrap().to_string();
+    drop(dev);
+
+    // Restarted with the same state dir (and no --issuer-listen): same issuer, same key.
+    let (_dev, lines) = start_dev_with(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        state_arg,
+    ]);
+    let banner: Vec<String> = (0..40)
+        .map_while(|_| lines.recv_timeout(TIMEOUT).ok())
+        .take_while(|l| !l.starts_with("Ctrl-C"))
+        .collect();
+    let text = banner.join("\n");
+    assert!(text.contains(first["issuer"].as_str().unwrap()), "{text}");
+    assert!(text.contains("kept in --state-dir"), "{text}");
+    let command = banner
+        .iter()
+        .find(|l| l.trim_start().contains(" validate --addr "))
+        .unwrap_or_else(|| panic!("no validate command in the banner:\n{text}"));
+    // The banner's own command, run by a shell exactly as printed.
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(command.trim())
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(0), "{command}: {:?}", status);
+    // The token minted before the restart is still valid.
+    let addr = command.split_whitespace().nth(3).unwrap();
+    assert_eq!(
+        run(&["validate", "--addr", addr, &token]).0,
+        0,
+        "a pre-restart token"
+    );
+    assert!(text.contains("metrics       http://127.0.0.1:"), "{text}");
 }

@@ -10,6 +10,17 @@ use token_validator::{
     grpc::proto::{self, UserInfoSource, token_validator_client::TokenValidatorClient},
 };
 use tonic::{Code, transport::Channel};
+use tonic_types::StatusExt;
+
+/// The status's `google.rpc.ErrorInfo`: (reason, domain, metadata).
+fn error_info(
+    status: &tonic::Status,
+) -> (String, String, std::collections::HashMap<String, String>) {
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo detail in {status:?}"));
+    (info.reason, info.domain, info.metadata)
+}
 
 async fn start(lookup: bool) -> (DevIssuer, RunningService, TokenValidatorClient<Channel>) {
     let issuer = DevIssuer::start("127.0.0.1:0".parse().unwrap())
@@ -111,6 +122,12 @@ async fn a_revoked_access_token_is_unauthenticated() {
         status.message()
     );
     assert!(!status.message().contains(&tokens.access_token));
+    let (reason, domain, _) = error_info(&status);
+    assert_eq!(
+        (reason.as_str(), domain.as_str()),
+        ("REASON_REVOKED", "tokenvalidator.v1"),
+        "revoked is its own reason, in the detail"
+    );
 }
 
 #[tokio::test]
@@ -127,8 +144,24 @@ async fn an_invalid_token_is_unauthenticated_with_its_reason() {
         "{}",
         status.message()
     );
+    let (reason, domain, metadata) = error_info(&status);
+    assert_eq!(
+        (reason.as_str(), domain.as_str()),
+        ("REASON_EXPIRED", "tokenvalidator.v1")
+    );
+    assert_eq!(metadata.get("pool").map(String::as_str), Some("dev"));
+    assert!(
+        metadata
+            .get("kid")
+            .is_some_and(|kid| kid.starts_with("dev-"))
+    );
     let status = user_info(&mut client, "").await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(error_info(&status).0, "TOKEN_EMPTY");
+    let status = user_info(&mut client, &"a".repeat(20_000))
+        .await
+        .unwrap_err();
+    assert_eq!(error_info(&status).0, "TOKEN_TOO_LARGE");
 }
 
 #[tokio::test]
@@ -171,6 +204,7 @@ async fn get_user_answers_are_cached_and_a_failing_lookup_is_unavailable() {
     let other = key.sign_claims(&access_claims());
     let status = user_info(&mut client, &other).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(error_info(&status).0, "COGNITO_UNAVAILABLE");
     assert!(validate(&mut client, request(other)).await.valid);
 }
 

@@ -3,7 +3,7 @@
 #
 #   bash clients/python/ci.sh [pytest args...]
 #
-# Needs: python3 (>= 3.9) with venv, node + npm, and the token-validator binary
+# Needs: python3 (>= 3.10) with venv, node + npm, and the token-validator binary
 # already built (cargo build): $TOKEN_VALIDATOR_BIN, default
 # <repo>/target/debug/token-validator. Talks to 127.0.0.1 only.
 set -euo pipefail

@@ -5,19 +5,17 @@
 //! when no answer could be had (bad arguments, service unreachable, gRPC
 //! error). `health` exits 1 for anything but SERVING, unreachable included, as
 //! container health checks expect. `--addr` takes `http://HOST:PORT` or
-//! `unix:///path/to.sock`.
+//! `HOST:PORT`, `http(s)://HOST:PORT` or `unix:PATH`.
 
 mod client_commands;
+mod dev_command;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use serde_json::json;
 
 use crate::{
     App, Config,
-    config::ListenAddr,
-    dev::{DEV_CLIENT_ID, DevIssuer, MintRequest},
     telemetry::{self, LogFormat},
 };
 use client_commands::{health, userinfo, validate};
@@ -49,9 +47,15 @@ enum Command {
         /// gRPC listen address.
         #[arg(long, default_value = "127.0.0.1:50051")]
         listen: String,
-        /// Address of the local issuer (JWKS, GetUser, token minting).
-        #[arg(long, default_value = "127.0.0.1:0")]
-        issuer_listen: SocketAddr,
+        /// Address of the local issuer (JWKS, GetUser, token minting); the
+        /// issuer URL in tokens contains it. Default: the address saved in
+        /// --state-dir, else 127.0.0.1:50052 (127.0.0.1:0: any free port).
+        #[arg(long)]
+        issuer_listen: Option<SocketAddr>,
+        /// Keep the signing key and the issuer address here, so tokens minted
+        /// before a restart stay valid after it.
+        #[arg(long, env = "TOKEN_VALIDATOR_DEV_STATE_DIR")]
+        state_dir: Option<PathBuf>,
         /// Metrics and HTTP probe port (/metrics, /healthz, /readyz).
         #[arg(long, default_value = "127.0.0.1:0")]
         metrics_listen: String,
@@ -134,10 +138,21 @@ async fn run(command: Command) -> ExitCode {
         Command::Dev {
             listen,
             issuer_listen,
+            state_dir,
             metrics_listen,
             json,
             print_token,
-        } => report(dev(listen, issuer_listen, metrics_listen, json, print_token).await),
+        } => report(
+            dev_command::run(dev_command::DevArgs {
+                listen,
+                issuer_listen,
+                state_dir,
+                metrics_listen,
+                json_output: json,
+                print_token,
+            })
+            .await,
+        ),
         Command::Validate {
             token,
             addr,
@@ -166,7 +181,7 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -191,7 +206,7 @@ async fn shutdown_signal() {
 }
 
 /// Raises the open-file limit (see [`crate::net::raise_open_file_limit`]) and logs it.
-fn raise_open_file_limit() {
+pub(super) fn raise_open_file_limit() {
     match crate::net::raise_open_file_limit() {
         Ok((before, after)) if before != after => {
             tracing::info!(
@@ -217,87 +232,4 @@ async fn serve(config_file: Option<PathBuf>) -> anyhow::Result<()> {
         "token-validator serving"
     );
     app.serve(listeners, shutdown_signal()).await
-}
-
-async fn dev(
-    listen: String,
-    issuer_listen: SocketAddr,
-    metrics_listen: String,
-    json_output: bool,
-    print_token: Option<TokenKind>,
-) -> anyhow::Result<()> {
-    let parsed_listen = ListenAddr::parse(&listen)?;
-    if !issuer_listen.ip().is_loopback() {
-        tracing::warn!(%issuer_listen, "the dev issuer mints tokens for anyone who can reach it: --issuer-listen is not a loopback address");
-    }
-    if matches!(parsed_listen, ListenAddr::Tcp(addr) if !addr.ip().is_loopback()) {
-        tracing::warn!(%listen, "dev mode trusts tokens the dev issuer mints for anyone: --listen is not a loopback address");
-    }
-    raise_open_file_limit();
-    let issuer = DevIssuer::start(issuer_listen).await?;
-    let mut config = issuer.service_config(&listen);
-    config.metrics.listen = metrics_listen;
-    let app = App::new(config)?;
-    let listeners = app.bind().await?;
-    let grpc_addr = listeners.grpc.local_addr();
-    let metrics_addr = listeners
-        .metrics
-        .as_ref()
-        .and_then(|l| l.local_addr().ok())
-        .map_or_else(String::new, |a| a.to_string());
-    let mut ready = app.keys.subscribe_ready();
-    let serving = tokio::spawn(app.serve(listeners, shutdown_signal()));
-    tokio::time::timeout(Duration::from_secs(10), ready.wait_for(|r| *r))
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!("the service did not load the dev issuer's keys within 10 s")
-        })??;
-
-    let tokens = issuer.mint(&MintRequest::default());
-    let mint_url = format!("http://{}/dev/tokens", issuer.addr());
-    if json_output {
-        println!(
-            "{}",
-            json!({
-                "grpc_addr": grpc_addr,
-                "grpc_url": format!("http://{grpc_addr}"),
-                "issuer": issuer.issuer(),
-                "client_id": DEV_CLIENT_ID,
-                "mint_url": mint_url,
-                "metrics_url": format!("http://{metrics_addr}/metrics"),
-                "id_token": tokens.id_token,
-                "access_token": tokens.access_token,
-            })
-        );
-    } else if let Some(kind) = print_token {
-        println!(
-            "{}",
-            match kind {
-                TokenKind::Id => &tokens.id_token,
-                TokenKind::Access => &tokens.access_token,
-            }
-        );
-    } else {
-        println!(
-            "token-validator dev: a local user pool, no AWS account needed\n\
-             \n  gRPC service  {grpc_addr}  (tokenvalidator.v1.TokenValidator, health, reflection)\
-             \n  issuer        {issuer_url}\
-             \n  client id     {DEV_CLIENT_ID}\
-             \n  metrics       http://{metrics_addr}/metrics  (/healthz, /readyz)\
-             \n  user          dev-user (groups admin, users; email dev-user@example.com)\
-             \n\nID token:\n{id}\n\nAccess token:\n{access}\n\
-             \nTry, in another terminal:\
-             \n  token-validator validate --addr http://{grpc_addr} <ID token>\
-             \n  token-validator userinfo --addr http://{grpc_addr} <access token>\
-             \n  grpcurl -plaintext -d '{{\"token\":\"<token>\"}}' {grpc_addr} tokenvalidator.v1.TokenValidator/ValidateToken\
-             \nMint more tokens:\
-             \n  curl -s -X POST {mint_url} -H 'content-type: application/json' -d '{{\"username\":\"bob\",\"groups\":[\"users\"],\"expires_in\":600}}'\
-             \n\nCtrl-C stops.",
-            issuer_url = issuer.issuer(),
-            id = tokens.id_token,
-            access = tokens.access_token,
-        );
-    }
-    serving.await??;
-    Ok(())
 }

@@ -10,6 +10,7 @@
 
 mod routes;
 mod signing;
+mod state;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use signing::SigningKey;
+pub use state::DevState;
 
 use crate::{
     config::{Config, PoolConfig},
@@ -113,9 +115,18 @@ fn random_id() -> String {
 impl DevIssuer {
     /// Binds `addr` (e.g. `127.0.0.1:0`) and serves the issuer in a background task.
     pub async fn start(addr: SocketAddr) -> anyhow::Result<Self> {
+        Self::start_with(addr, None).await
+    }
+
+    /// Like [`DevIssuer::start`], signing with `key` (kept by `--state-dir`)
+    /// or a new one.
+    pub async fn start_with(addr: SocketAddr, key: Option<SigningKey>) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let key = SigningKey::generate(format!("dev-{}", &random_id()[..8]))?;
+        let key = match key {
+            Some(key) => key,
+            None => SigningKey::generate(format!("dev-{}", &random_id()[..8]))?,
+        };
         let jwks = json!({ "keys": [key.jwk()] });
         let state = Arc::new(IssuerState {
             public: KeySet::from_json(jwks.to_string().as_bytes())?,

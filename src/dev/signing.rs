@@ -22,6 +22,21 @@ impl SigningKey {
         })
     }
 
+    /// A key saved with [`SigningKey::to_pkcs8`] (the dev issuer's `--state-dir`).
+    pub fn from_pkcs8(kid: impl Into<String>, der: &[u8]) -> Result<Self, String> {
+        Ok(Self {
+            kid: kid.into(),
+            key_pair: RsaKeyPair::from_pkcs8(der).map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// The private key as PKCS#8 DER, to keep it across restarts.
+    pub fn to_pkcs8(&self) -> Result<Vec<u8>, aws_lc_rs::error::Unspecified> {
+        use aws_lc_rs::encoding::AsDer;
+        let der: aws_lc_rs::encoding::Pkcs8V1Der<'static> = self.key_pair.as_der()?;
+        Ok(der.as_ref().to_vec())
+    }
+
     pub fn kid(&self) -> &str {
         &self.kid
     }

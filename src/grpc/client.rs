@@ -6,24 +6,74 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::proto;
 
-/// Why a client call failed (not: the token is invalid).
+/// Why a client call failed (not: the token is invalid). Each variant's text
+/// is the whole story on one line: none has a `source`, so a report that
+/// prints the chain does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("bad --addr {addr:?}: {message}")]
     BadAddress { addr: String, message: String },
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
+    #[error("cannot connect to {addr}: {cause}")]
+    Connect { addr: String, cause: String },
     #[error("{}: {}", .0.code(), .0.message())]
-    Status(#[from] tonic::Status),
+    Status(tonic::Status),
 }
 
-/// Connects to the service at `addr`: `http://HOST:PORT`, or `unix:///path`
-/// for a sidecar listening on a Unix domain socket.
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        ClientError::Status(status)
+    }
+}
+
+/// An error and its sources on one line, each distinct message once
+/// (transport errors repeat themselves down the chain).
+fn one_line(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !parts.iter().any(|seen| seen == &text) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    parts.join(": ")
+}
+
+/// The URL form of an address given as `HOST:PORT` (plain HTTP/2, as grpcurl,
+/// Python and Node take it), `http(s)://HOST:PORT`, or a Unix socket as
+/// `unix:///abs/path`, `unix:/abs/path` or `unix:relative/path`.
+pub fn normalize_addr(addr: &str) -> Result<String, ClientError> {
+    let bad = |message: &str| ClientError::BadAddress {
+        addr: addr.into(),
+        message: message.into(),
+    };
+    let addr = addr.trim();
+    if let Some(path) = addr.strip_prefix("unix:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() {
+            return Err(bad("unix: needs a socket path"));
+        }
+        return Ok(format!("unix://{path}"));
+    }
+    match addr.split_once("://") {
+        Some(("http" | "https", rest)) if !rest.is_empty() => Ok(addr.to_string()),
+        Some((scheme, _)) => Err(bad(&format!(
+            "scheme {scheme:?} is not http, https or unix"
+        ))),
+        None if addr
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()) =>
+        {
+            Ok(format!("http://{addr}"))
+        }
+        None => Err(bad("expected HOST:PORT, http(s)://HOST:PORT or unix:PATH")),
+    }
+}
+
+/// Connects to the service at `addr` (any form [`normalize_addr`] takes).
 pub async fn connect(addr: &str, timeout: Duration) -> Result<Channel, ClientError> {
+    let addr = &normalize_addr(addr)?;
     if let Some(path) = addr.strip_prefix("unix://") {
         let path = std::path::PathBuf::from(path);
         // The URI is required by the API but unused: the connector dials the socket.
@@ -41,7 +91,7 @@ pub async fn connect(addr: &str, timeout: Duration) -> Result<Channel, ClientErr
             .await
             .map_err(|source| ClientError::Connect {
                 addr: addr.into(),
-                source,
+                cause: one_line(&source),
             });
     }
     let endpoint = Endpoint::from_shared(addr.to_string())
@@ -56,7 +106,7 @@ pub async fn connect(addr: &str, timeout: Duration) -> Result<Channel, ClientErr
         .await
         .map_err(|source| ClientError::Connect {
             addr: addr.into(),
-            source,
+            cause: one_line(&source),
         })
 }
 
@@ -88,4 +138,66 @@ pub async fn health(channel: Channel, service: &str) -> Result<i32, ClientError>
         })
         .await?;
     Ok(response.into_inner().status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_taken_in_the_forms_other_grpc_tools_take() {
+        let ok = |a: &str| normalize_addr(a).unwrap();
+        assert_eq!(ok("127.0.0.1:50051"), "http://127.0.0.1:50051");
+        assert_eq!(ok("localhost:50051"), "http://localhost:50051");
+        assert_eq!(ok("[::1]:50051"), "http://[::1]:50051");
+        assert_eq!(ok("http://127.0.0.1:50051"), "http://127.0.0.1:50051");
+        assert_eq!(
+            ok("https://tv.example.com:443"),
+            "https://tv.example.com:443"
+        );
+        assert_eq!(ok("unix:///run/tv.sock"), "unix:///run/tv.sock");
+        assert_eq!(ok("unix:/run/tv.sock"), "unix:///run/tv.sock");
+        assert_eq!(ok("unix:tv.sock"), "unix://tv.sock");
+        for bad in [
+            "",
+            "127.0.0.1",
+            "ftp://x:1",
+            "unix:",
+            "host:port",
+            "http://",
+        ] {
+            let error = normalize_addr(bad).unwrap_err().to_string();
+            assert!(error.starts_with("bad --addr"), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_chain_that_repeats_itself_is_said_once() {
+        #[derive(Debug)]
+        struct Layer(&'static str, Option<Box<Layer>>);
+        impl std::fmt::Display for Layer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Layer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|l| l as _)
+            }
+        }
+        let chain = Layer(
+            "transport error",
+            Some(Box::new(Layer(
+                "transport error",
+                Some(Box::new(Layer(
+                    "tcp connect error",
+                    Some(Box::new(Layer("Connection refused", None))),
+                ))),
+            ))),
+        );
+        assert_eq!(
+            one_line(&chain),
+            "transport error: tcp connect error: Connection refused"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use tonic::Status;
+use tonic_types::{ErrorDetails, StatusExt};
 
 use super::proto;
 use crate::{
@@ -24,7 +25,31 @@ pub fn reason(reason: Reason) -> proto::Reason {
         Reason::WrongTokenUse => proto::Reason::WrongTokenUse,
         Reason::MissingScope => proto::Reason::MissingScope,
         Reason::MissingGroup => proto::Reason::MissingGroup,
+        Reason::Revoked => proto::Reason::Revoked,
     }
+}
+
+/// The `google.rpc.ErrorInfo` domain of every status about a token.
+pub const ERROR_DOMAIN: &str = "tokenvalidator.v1";
+
+/// A status about a token, with a `google.rpc.ErrorInfo` detail so callers
+/// branch on `reason` (a `Reason` name, or one of the names below for "cannot
+/// answer") instead of parsing the message. `metadata`: `pool`, `kid` when known.
+pub(super) fn token_status(
+    code: tonic::Code,
+    message: String,
+    reason: &str,
+    metadata: impl IntoIterator<Item = (&'static str, String)>,
+) -> Status {
+    let metadata: std::collections::HashMap<String, String> = metadata
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect();
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+    )
 }
 
 pub fn token_use(value: i32) -> Result<Option<TokenUse>, Status> {
@@ -83,28 +108,67 @@ pub fn claims(token: Arc<VerifiedToken>) -> proto::Claims {
     }
 }
 
-/// Errors that mean "cannot answer" (not "token bad") for ValidateToken.
-pub fn validation_status(error: &ValidationError) -> Status {
+/// The status of a token that got no verdict (ValidateToken) or no profile
+/// (GetUserInfo). `pool_name` names a pool by its index. ErrorInfo reasons:
+/// `TOKEN_EMPTY`, `TOKEN_TOO_LARGE` (INVALID_ARGUMENT), `KEYS_UNAVAILABLE`
+/// (UNAVAILABLE), and for a rejected token (GetUserInfo's UNAUTHENTICATED)
+/// the `Reason` name, e.g. `REASON_EXPIRED`.
+pub fn validation_status<'a>(
+    error: &ValidationError,
+    pool_name: impl Fn(usize) -> &'a str,
+) -> Status {
+    let message = error.to_string();
     match error {
-        ValidationError::EmptyToken | ValidationError::TooLarge { .. } => {
-            Status::invalid_argument(error.to_string())
+        ValidationError::EmptyToken => {
+            token_status(tonic::Code::InvalidArgument, message, "TOKEN_EMPTY", [])
         }
-        ValidationError::KeysUnavailable { .. } => Status::unavailable(error.to_string()),
-        ValidationError::Rejected(rejection) => Status::unauthenticated(format!(
-            "{}: {}",
-            reason(rejection.reason).as_str_name(),
-            rejection.message
-        )),
+        ValidationError::TooLarge { .. } => {
+            token_status(tonic::Code::InvalidArgument, message, "TOKEN_TOO_LARGE", [])
+        }
+        ValidationError::KeysUnavailable { name, .. } => token_status(
+            tonic::Code::Unavailable,
+            message,
+            "KEYS_UNAVAILABLE",
+            [("pool", name.clone())],
+        ),
+        ValidationError::Rejected(rejection) => {
+            let name = reason(rejection.reason).as_str_name();
+            let pool = rejection.pool.map(|p| ("pool", pool_name(p).to_string()));
+            let kid = rejection.kid.clone().map(|kid| ("kid", kid));
+            token_status(
+                tonic::Code::Unauthenticated,
+                // The reason first in the text too, for callers that predate the detail.
+                format!("{name}: {}", rejection.message),
+                name,
+                pool.into_iter().chain(kid),
+            )
+        }
     }
 }
 
+/// GetUserInfo's status when a verified token got no profile:
+/// `REASON_REVOKED` (UNAUTHENTICATED) when Cognito refuses the access token,
+/// `COGNITO_UNAVAILABLE` (UNAVAILABLE) when Cognito cannot be asked.
 pub fn user_info_status(error: &UserInfoError) -> Status {
     match error {
-        UserInfoError::Validation(error) => validation_status(error),
-        UserInfoError::NotAuthorized(message) => Status::unauthenticated(message.clone()),
-        UserInfoError::Lookup(message) => {
-            Status::unavailable(format!("Cognito GetUser failed: {message}"))
+        UserInfoError::NotAuthorized(message) => {
+            let name = proto::Reason::Revoked.as_str_name();
+            token_status(
+                tonic::Code::Unauthenticated,
+                format!("{name}: {}", crate::text::bounded(message, 200)),
+                name,
+                [],
+            )
         }
+        UserInfoError::Lookup(message) => token_status(
+            tonic::Code::Unavailable,
+            format!(
+                "Cognito GetUser failed: {}",
+                crate::text::bounded(message, 200)
+            ),
+            "COGNITO_UNAVAILABLE",
+            [],
+        ),
     }
 }
 

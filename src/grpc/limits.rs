@@ -65,13 +65,15 @@ where
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|m| m.contains(TOO_LARGE));
             if oversize {
-                headers.insert("grpc-status", http::HeaderValue::from_static("3"));
-                headers.insert(
-                    "grpc-message",
-                    http::HeaderValue::from_static(
-                        "the%20request%20is%20larger%20than%20server.max_request_bytes",
-                    ),
+                // The same status, with the same ErrorInfo, as a token over
+                // validation.max_token_bytes.
+                let status = super::convert::token_status(
+                    tonic::Code::InvalidArgument,
+                    "the request is larger than server.max_request_bytes".into(),
+                    "TOKEN_TOO_LARGE",
+                    [],
                 );
+                let _ = status.add_header(headers);
             }
             Ok(response)
         })

@@ -18,8 +18,8 @@ use super::{convert, limits::Admission, proto};
 use crate::{
     config::ServerConfig,
     telemetry::{audit::AuditLog, metrics::Metrics, parent_context},
-    userinfo::{UserInfoError, UserInfoService},
-    validate::{Outcome, Policy, ValidationError, Validator, hash_prefix},
+    userinfo::UserInfoService,
+    validate::{Outcome, Policy, ValidationError, Validator, hash_prefix, strip_bearer},
 };
 
 /// Implements the generated `TokenValidator` trait.
@@ -208,7 +208,7 @@ impl proto::token_validator_server::TokenValidator for TokenValidatorService {
                         claims: None,
                     }))
                 }
-                Err(error) => Err(convert::validation_status(&error)),
+                Err(error) => Err(convert::validation_status(&error, |p| self.pool_name(p))),
             }
         })
         .await
@@ -219,8 +219,12 @@ impl proto::token_validator_server::TokenValidator for TokenValidatorService {
         request: Request<proto::GetUserInfoRequest>,
     ) -> Result<Response<proto::GetUserInfoResponse>, Status> {
         self.handle("GetUserInfo", request, |request, peer| async move {
+            // Validate once, here; the profile lookup takes the verified token.
             let started = Instant::now();
-            let (outcome, result) = self.userinfo.user_info(&request.token).await;
+            let outcome = self
+                .validator
+                .validate(&request.token, &Policy::default())
+                .await;
             self.observe(
                 "GetUserInfo",
                 &outcome,
@@ -228,23 +232,20 @@ impl proto::token_validator_server::TokenValidator for TokenValidatorService {
                 peer,
                 &tracing::Span::current(),
             );
-            match result {
+            let verified = match &outcome.result {
+                Ok(verified) => verified,
+                Err(error) => return Err(convert::validation_status(error, |p| self.pool_name(p))),
+            };
+            let access_token = strip_bearer(&request.token);
+            match self
+                .userinfo
+                .profile(verified, access_token, outcome.hash)
+                .await
+            {
                 Ok(profile) => Ok(Response::new(convert::user_info(profile))),
                 Err(error) => {
-                    if matches!(
-                        error,
-                        UserInfoError::NotAuthorized(_) | UserInfoError::Lookup(_)
-                    ) {
-                        tracing::info!(
-                            target: "token_validator::audit",
-                            event = "get_user_failed",
-                            token = %hash_prefix(&outcome.hash),
-                            peer = peer.map(|p| p.to_string()),
-                            // Cognito's text, cut and with no line breaks: it cannot forge log lines.
-                            "{}",
-                            crate::text::bounded(&error.to_string(), 300)
-                        );
-                    }
+                    self.audit
+                        .get_user_failed(&outcome.hash, peer, &error.to_string());
                     Err(convert::user_info_status(&error))
                 }
             }

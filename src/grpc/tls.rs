@@ -26,7 +26,7 @@ use rustls::{
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
-use crate::config::TlsConfig;
+use crate::{config::TlsConfig, telemetry::audit::AuditLog};
 
 /// A TLS setting that cannot be used, naming the file or key.
 #[derive(Debug, thiserror::Error)]
@@ -47,16 +47,19 @@ fn file_error(path: &Path, message: impl ToString) -> TlsError {
 /// The current server configuration, swapped on reload.
 pub struct TlsSource {
     settings: TlsConfig,
+    /// Where refused mTLS clients are reported.
+    audit: Arc<AuditLog>,
     current: RwLock<Arc<rustls::ServerConfig>>,
     stamps: RwLock<Vec<Option<SystemTime>>>,
 }
 
 impl TlsSource {
     /// Loads the files once; an error here stops the start-up.
-    pub fn load(settings: &TlsConfig) -> Result<Arc<Self>, TlsError> {
-        let config = build(settings)?;
+    pub fn load(settings: &TlsConfig, audit: Arc<AuditLog>) -> Result<Arc<Self>, TlsError> {
+        let config = build(settings, &audit)?;
         Ok(Arc::new(Self {
             settings: settings.clone(),
+            audit,
             current: RwLock::new(Arc::new(config)),
             stamps: RwLock::new(stamps(settings)),
         }))
@@ -69,7 +72,7 @@ impl TlsSource {
 
     /// Re-reads the files; on error the previous configuration stays in force.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = build(&self.settings)?;
+        let config = build(&self.settings, &self.audit)?;
         *self.current.write().expect("not poisoned") = Arc::new(config);
         *self.stamps.write().expect("not poisoned") = stamps(&self.settings);
         Ok(())
@@ -130,7 +133,7 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
-fn build(settings: &TlsConfig) -> Result<rustls::ServerConfig, TlsError> {
+fn build(settings: &TlsConfig, audit: &Arc<AuditLog>) -> Result<rustls::ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let certs = read_certs(&settings.cert_file)?;
     let key = PrivateKeyDer::from_pem_file(&settings.key_file)
@@ -152,6 +155,7 @@ fn build(settings: &TlsConfig) -> Result<rustls::ServerConfig, TlsError> {
                 Arc::new(AllowedNames {
                     inner,
                     names: settings.allowed_client_names.clone(),
+                    audit: audit.clone(),
                 })
             }
         }
@@ -193,10 +197,18 @@ pub fn certificate_names(der: &[u8]) -> Vec<String> {
 }
 
 /// The CA check, then the allowlist of client names.
-#[derive(Debug)]
 struct AllowedNames {
     inner: Arc<dyn ClientCertVerifier>,
     names: Vec<String>,
+    audit: Arc<AuditLog>,
+}
+
+impl std::fmt::Debug for AllowedNames {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AllowedNames")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientCertVerifier for AllowedNames {
@@ -217,7 +229,7 @@ impl ClientCertVerifier for AllowedNames {
         if presented.iter().any(|name| self.names.contains(name)) {
             Ok(verified)
         } else {
-            tracing::info!(target: "token_validator::audit", event = "client_refused", names = ?presented, "mTLS client name not allowed");
+            self.audit.client_refused(&presented);
             Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::ApplicationVerificationFailure,
             ))

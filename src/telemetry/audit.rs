@@ -1,7 +1,9 @@
-//! The audit log: one event per rejected token, under the tracing target
-//! `token_validator::audit` so operators can route it separately. A token
-//! bucket bounds the rate, so a flood of bad tokens cannot flood the logs; what
-//! it drops is counted (metric) and reported with the next event written.
+//! The audit log: one event per rejected token, failed Cognito lookup or
+//! refused mTLS client, under the tracing target `token_validator::audit` so
+//! operators can route it separately. Every audit event goes through
+//! [`AuditLog`]: one token bucket bounds the rate, so a flood of bad tokens,
+//! revoked tokens or refused certificates cannot flood the logs; what it drops
+//! is counted (metric) and reported with the next event written.
 
 use std::{
     net::SocketAddr,
@@ -49,6 +51,18 @@ impl AuditLog {
         }
     }
 
+    /// Whether an event may be written now; if so, how many were dropped
+    /// since the last one written.
+    fn admit_event(&self) -> Option<u64> {
+        if self.admit() {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            self.metrics.record_audit_suppressed();
+            None
+        }
+    }
+
     /// Records a rejection: `pool` is the configured pool's name when known.
     pub fn rejected(
         &self,
@@ -58,12 +72,9 @@ impl AuditLog {
         hash: &TokenHash,
         peer: Option<SocketAddr>,
     ) {
-        if !self.admit() {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            self.metrics.record_audit_suppressed();
+        let Some(suppressed) = self.admit_event() else {
             return;
-        }
-        let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
+        };
         tracing::info!(
             target: "token_validator::audit",
             event = "token_rejected",
@@ -77,6 +88,43 @@ impl AuditLog {
             suppressed_before = suppressed,
             "token rejected: {}",
             rejection.message
+        );
+    }
+
+    /// Records a GetUser call Cognito refused or could not answer; `text` is
+    /// Cognito's, cut and without line breaks so it cannot forge a log line.
+    pub fn get_user_failed(&self, hash: &TokenHash, peer: Option<SocketAddr>, text: &str) {
+        let Some(suppressed) = self.admit_event() else {
+            return;
+        };
+        tracing::info!(
+            target: "token_validator::audit",
+            event = "get_user_failed",
+            token = %hash_prefix(hash),
+            peer = peer.map(|p| p.to_string()),
+            suppressed_before = suppressed,
+            "{}",
+            crate::text::bounded(text, 300)
+        );
+    }
+
+    /// Records an mTLS client refused for its names (each cut: they come from
+    /// the client's certificate).
+    pub fn client_refused(&self, names: &[String]) {
+        let Some(suppressed) = self.admit_event() else {
+            return;
+        };
+        let names: Vec<String> = names
+            .iter()
+            .take(8)
+            .map(|n| crate::text::bounded(n, 128))
+            .collect();
+        tracing::info!(
+            target: "token_validator::audit",
+            event = "client_refused",
+            names = ?names,
+            suppressed_before = suppressed,
+            "mTLS client name not allowed"
         );
     }
 }

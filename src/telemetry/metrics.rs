@@ -25,6 +25,7 @@ use crate::{
     config::{Config, TokenUse},
     jwks::{FetchError, KeySet, KeyStore, KeyStoreObserver},
     net::ConnectionObserver,
+    userinfo::UserInfoObserver,
     validate::{Outcome, ValidationError, Validator},
 };
 
@@ -121,12 +122,59 @@ impl Metrics {
         }
         let provider = builder.build();
         let meter = provider.meter("token-validator");
-        Ok(Arc::new(Self::with_meter(
-            config,
-            provider.clone(),
-            registry,
-            &meter,
-        )))
+        let metrics = Self::with_meter(config, provider.clone(), registry, &meter);
+        metrics.start_counters_at_zero();
+        Ok(Arc::new(metrics))
+    }
+
+    /// Creates every counter series a pool or listener can have, at 0, so a
+    /// `rate()` alert or a dashboard panel reads 0 from the start instead of
+    /// "no data" until the first event.
+    fn start_counters_at_zero(&self) {
+        let kv = |key: &'static str, value: &'static str| KeyValue::new(key, value);
+        for pool in &self.pools {
+            for result in ["ok", "http_error", "timeout", "invalid"] {
+                self.jwks_fetches
+                    .add(0, &[pool.clone(), kv("result", result)]);
+            }
+            for counter in [
+                &self.unknown_kid_refetches,
+                &self.unknown_kid_suppressed,
+                &self.rotations,
+            ] {
+                counter.add(0, std::slice::from_ref(pool));
+            }
+            for token_use in [TokenUse::Id, TokenUse::Access] {
+                self.validations.add(
+                    0,
+                    &[
+                        kv("result", "valid"),
+                        kv("reason", "none"),
+                        kv("token_use", token_use.as_str()),
+                        pool.clone(),
+                    ],
+                );
+            }
+        }
+        for result in ["ok", "not_authorized", "error"] {
+            self.get_user_lookups.add(0, &[kv("result", result)]);
+        }
+        self.get_user_cache_hits.add(0, &[]);
+        self.audit_suppressed.add(0, &[]);
+        self.answers_refused.add(0, &[]);
+        for listener in ["grpc", "metrics"] {
+            self.accept_errors.add(0, &[kv("listener", listener)]);
+        }
+        for (listener, reason) in [
+            ("grpc", "preface_timeout"),
+            ("grpc", "stalled"),
+            ("metrics", "preface_timeout"),
+            ("metrics", "idle_timeout"),
+            ("metrics", "lifetime"),
+        ] {
+            self.connections_closed
+                .add(0, &[kv("listener", listener), kv("reason", reason)]);
+        }
     }
 
     fn with_meter(
@@ -531,6 +579,12 @@ impl KeyStoreObserver for Metrics {
 
     fn unknown_kid_suppressed(&self, pool: &str) {
         self.unknown_kid_suppressed.add(1, &[self.pool_named(pool)]);
+    }
+}
+
+impl UserInfoObserver for Metrics {
+    fn get_user(&self, result: &'static str, elapsed: Option<Duration>, cache_hit: bool) {
+        self.record_get_user(result, elapsed, cache_hit);
     }
 }
 

@@ -19,10 +19,14 @@ pub enum Reason {
     WrongTokenUse,
     MissingScope,
     MissingGroup,
+    /// Cognito no longer accepts the token or its user: signed out everywhere,
+    /// refresh token revoked, user disabled or deleted. Only an online check
+    /// (GetUser) can see it; offline validation never answers it.
+    Revoked,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Malformed,
         Reason::UnsupportedAlgorithm,
         Reason::UnknownIssuer,
@@ -34,6 +38,7 @@ impl Reason {
         Reason::WrongTokenUse,
         Reason::MissingScope,
         Reason::MissingGroup,
+        Reason::Revoked,
     ];
 
     /// A stable lower-case name, used in metrics, logs and status messages.
@@ -50,6 +55,7 @@ impl Reason {
             Reason::WrongTokenUse => "wrong_token_use",
             Reason::MissingScope => "missing_scope",
             Reason::MissingGroup => "missing_group",
+            Reason::Revoked => "revoked",
         }
     }
 }

@@ -64,6 +64,14 @@ def expired(dev: devserver.DevServer) -> dict[str, str]:
     return dev.mint(expires_in=-3600)
 
 
+@pytest.fixture(scope="session")
+def revoked(dev: devserver.DevServer) -> dict[str, str]:
+    """Tokens of a user whose access token was revoked (POST /dev/revoke): GetUserInfo refuses it."""
+    tokens = dev.mint(username="revoked-user", email="revoked@example.com")
+    dev.revoke(tokens["access_token"])
+    return tokens
+
+
 def load_flask_example():
     """Import examples/flask-backend/app.py (its folder name is not a package name)."""
     path = REPO_ROOT / "examples" / "flask-backend" / "app.py"

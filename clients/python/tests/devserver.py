@@ -83,6 +83,20 @@ class DevServer:
         assert "id_token" in out and "access_token" in out, f"mint answered {out!r}"
         return out
 
+    @property
+    def revoke_url(self) -> str:
+        """``POST /dev/revoke`` on the dev issuer (the mint_url's origin)."""
+        return self.mint_url.rsplit("/dev/", 1)[0] + "/dev/revoke"
+
+    def revoke(self, access_token: str) -> None:
+        """Revoke an access token: Cognito's GetUser (so GetUserInfo) then refuses it."""
+        body = json.dumps({"access_token": access_token}).encode()
+        req = urllib.request.Request(
+            self.revoke_url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:
+            assert resp.status == 204, f"/dev/revoke answered {resp.status}"
+
     def stderr_tail(self, n: int = 4000) -> str:
         try:
             return self.stderr_path.read_text(errors="replace")[-n:]

@@ -8,6 +8,7 @@ import pytest
 
 import devserver
 from token_validator_client import (
+    ERROR_DOMAIN,
     InvalidTokenArgument,
     Reason,
     RetryPolicy,
@@ -152,9 +153,14 @@ def test_unknown_issuer(client, dev):
 
 
 def test_empty_token_is_invalid_argument(client):
-    with pytest.raises(InvalidTokenArgument) as info:
-        client.validate_token("")
-    assert info.value.code.name == "INVALID_ARGUMENT"
+    for call in (client.validate_token, client.get_user_info):
+        with pytest.raises(InvalidTokenArgument) as info:
+            call("")
+        assert info.value.code.name == "INVALID_ARGUMENT"
+        # From the ErrorInfo detail, and said in the error's text.
+        assert info.value.error_reason == "TOKEN_EMPTY"
+        assert info.value.error_info.domain == ERROR_DOMAIN == "tokenvalidator.v1"
+        assert "TOKEN_EMPTY" in str(info.value)
 
 
 @pytest.mark.parametrize("size", [20_000, 1_000_000])
@@ -162,9 +168,25 @@ def test_oversized_token_is_invalid_argument(client, dev, size):
     huge = dev.access_token + "A" * size
     with pytest.raises(InvalidTokenArgument) as info:
         client.validate_token(huge)
-    assert info.value.code.name == "INVALID_ARGUMENT"
     with pytest.raises(InvalidTokenArgument):
         client.get_user_info(huge)
+
+
+def test_oversized_token_error_reason(client, dev):
+    # Under server.max_request_bytes (64 KiB) the service itself measures the token.
+    huge = dev.access_token + "A" * 20_000
+    for call in (client.validate_token, client.get_user_info):
+        with pytest.raises(InvalidTokenArgument) as info:
+            call(huge)
+        assert info.value.error_reason == "TOKEN_TOO_LARGE"
+
+
+def test_oversized_request_error_reason(client, dev):
+    # Over server.max_request_bytes, tonic's decoder refuses the request; the
+    # service rewrites that refusal with the same detail.
+    with pytest.raises(InvalidTokenArgument) as info:
+        client.validate_token(dev.access_token + "A" * 1_000_000)
+    assert info.value.error_reason == "TOKEN_TOO_LARGE"
 
 
 # --- GetUserInfo -----------------------------------------------------------------------
@@ -199,15 +221,41 @@ def test_user_info_attributes(client, bob):
 
 
 def test_user_info_rejections(client, dev, expired):
+    kid = devserver.jwt_parts(dev.access_token)[0]["kid"]
     with pytest.raises(Unauthenticated) as info:
         client.get_user_info(expired["access_token"])
-    assert info.value.reason is Reason.EXPIRED
-    assert "REASON_EXPIRED" in info.value.details
+    err = info.value
+    assert err.reason is Reason.EXPIRED
+    # The reason is the ErrorInfo detail's, which also names the pool and the key.
+    assert err.error_info is not None
+    assert (err.error_info.domain, err.error_reason) == ("tokenvalidator.v1", "REASON_EXPIRED")
+    assert (err.pool, err.kid) == ("dev", kid)
+    assert dict(err.metadata) == {"pool": "dev", "kid": kid}
+    assert err.details.startswith("REASON_EXPIRED")  # the message keeps the prefix for older clients
     with pytest.raises(Unauthenticated) as info:
         client.get_user_info(devserver.with_flipped_signature(dev.access_token))
     assert info.value.reason is Reason.BAD_SIGNATURE
+    assert info.value.error_reason == "REASON_BAD_SIGNATURE"
+    with pytest.raises(Unauthenticated) as info:
+        client.get_user_info(devserver.with_header(dev.access_token, kid="no-such-key"))
+    assert (info.value.reason, info.value.kid) == (Reason.UNKNOWN_KEY, "no-such-key")
     with pytest.raises(InvalidTokenArgument):
         client.get_user_info("")
+
+
+def test_user_info_revoked_access_token(client, revoked):
+    """Cognito's GetUser refuses a revoked access token: REVOKED, from the ErrorInfo detail."""
+    with pytest.raises(Unauthenticated) as info:
+        client.get_user_info(revoked["access_token"])
+    err = info.value
+    assert err.reason is Reason.REVOKED
+    assert str(err.reason) == "REASON_REVOKED"
+    assert err.error_reason == "REASON_REVOKED"
+    assert err.code.name == "UNAUTHENTICATED"
+    assert "REASON_REVOKED" in str(err)
+    assert revoked["access_token"] not in str(err)
+    # The ID token's profile comes from its own claims: Cognito is not asked, so it still answers.
+    assert client.get_user_info(revoked["id_token"]).username == "revoked-user"
 
 
 # --- service stopped -------------------------------------------------------------------
@@ -244,8 +292,19 @@ async def test_aio_client(dev, expired):
         with pytest.raises(Unauthenticated) as err:
             await c.get_user_info(expired["access_token"])
         assert err.value.reason is Reason.EXPIRED
-        with pytest.raises(InvalidTokenArgument):
+        assert (err.value.error_reason, err.value.pool) == ("REASON_EXPIRED", "dev")
+        with pytest.raises(InvalidTokenArgument) as bad:
             await c.validate_token("")
+        assert bad.value.error_reason == "TOKEN_EMPTY"
+
+
+@pytest.mark.asyncio
+async def test_aio_user_info_revoked(dev, revoked):
+    async with aio.TokenValidatorClient(dev.grpc_addr, timeout=5.0) as c:
+        with pytest.raises(Unauthenticated) as err:
+            await c.get_user_info(revoked["access_token"])
+        assert err.value.reason is Reason.REVOKED
+        assert err.value.error_reason == "REASON_REVOKED"
 
 
 @pytest.mark.asyncio

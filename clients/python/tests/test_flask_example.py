@@ -64,6 +64,14 @@ def test_me_expired_is_401(http, expired):
     assert resp.get_json()["reason"] == "REASON_EXPIRED"
 
 
+def test_me_revoked_is_401(http, revoked):
+    resp = http.get("/api/activities/me", headers=bearer(revoked["access_token"]))
+    assert resp.status_code == 401, resp.get_data(as_text=True)
+    assert resp.get_json()["error"] == "invalid_token"
+    assert resp.get_json()["reason"] == "REASON_REVOKED"
+    assert resp.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token", error_description="REASON_REVOKED')
+
+
 def test_me_id_token_is_401(http, dev):
     resp = http.get("/api/activities/me", headers=bearer(dev.id_token))
     assert resp.status_code == 401

@@ -25,6 +25,7 @@ import devserver
 import http_app
 import httpserve
 from conftest import REPO_ROOT
+from statuses import abort_with_error_info
 from token_validator_client import Reason
 from token_validator_client._challenge import DESCRIPTION_MAX_LEN
 from token_validator_client._proto.tokenvalidator.v1 import token_validator_pb2 as pb
@@ -155,6 +156,14 @@ def test_real_rejections_have_ascii_challenges(real, dev, bob, expired, case):
 
 
 @pytest.mark.integration
+def test_real_revoked_user_info(real, revoked):
+    """current_user() on a revoked access token: 401 REASON_REVOKED with an RFC 6750 challenge."""
+    reply = httpserve.get(real, "/whoami", bearer(revoked["access_token"]))
+    params = assert_rejected(reply, 401, "invalid_token", Reason.REVOKED)
+    assert params["error_description"].startswith("REASON_REVOKED"), params
+
+
+@pytest.mark.integration
 def test_real_valid_and_header_problems(real, dev):
     assert httpserve.get(real, "/any", bearer(dev.access_token)).status == 200
     assert httpserve.get(real, "/admins", bearer(dev.id_token)).status == 200
@@ -188,14 +197,19 @@ def test_flask_example_under_gunicorn(dev, bob):
 # --- every Reason, and messages the real service does not write today ------------------
 
 
+# The ErrorInfo reason of a value this client does not know (a newer server).
+FUTURE_REASON = "REASON_FROM_A_LATER_VERSION"
+
+
 class ReasonServicer(pb_grpc.TokenValidatorServicer):
     """Answers from the token: ``reason-N`` -> rejected with Reason N (0: valid),
-    ``userinfo-N`` -> GetUserInfo fails UNAUTHENTICATED with that reason,
-    ``invalid-argument`` -> INVALID_ARGUMENT. Every message is :data:`NASTY`."""
+    ``userinfo-N`` -> GetUserInfo fails UNAUTHENTICATED with that reason (in
+    the ErrorInfo detail, as the service sends it), ``invalid-argument`` ->
+    INVALID_ARGUMENT. Every message is :data:`NASTY`."""
 
     def ValidateToken(self, request, context):  # noqa: N802
         if request.token == "invalid-argument":
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, NASTY)
+            abort_with_error_info(context, grpc.StatusCode.INVALID_ARGUMENT, NASTY, "TOKEN_EMPTY")
         n = int(request.token.rsplit("-", 1)[1])
         if n == 0:
             return pb.ValidateTokenResponse(
@@ -204,8 +218,9 @@ class ReasonServicer(pb_grpc.TokenValidatorServicer):
         return pb.ValidateTokenResponse(valid=False, reason=n, message=NASTY)
 
     def GetUserInfo(self, request, context):  # noqa: N802
-        n = int(request.token.rsplit("-", 1)[1])
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{Reason.from_proto(n).proto_name}: {NASTY}")
+        reason = Reason.from_proto(int(request.token.rsplit("-", 1)[1]))
+        name = FUTURE_REASON if reason is Reason.UNRECOGNIZED else reason.proto_name
+        abort_with_error_info(context, grpc.StatusCode.UNAUTHENTICATED, f"{reason.proto_name}: {NASTY}", name)
 
 
 @pytest.fixture(scope="module")

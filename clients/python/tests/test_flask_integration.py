@@ -176,6 +176,19 @@ def test_current_user_without_decorator(http, dev, expired):
     assert_challenge(http.get("/whoami", headers=bearer(expired["id_token"])), 401, "invalid_token", "REASON_EXPIRED")
 
 
+def test_current_user_revoked_is_401(http, revoked):
+    """A revoked access token: current_user() (GetUserInfo) raises REVOKED, answered as 401."""
+    for path in ("/whoami", "/me"):
+        resp = http.get(path, headers=bearer(revoked["access_token"]))
+        assert_challenge(resp, 401, "invalid_token", "REASON_REVOKED")
+        challenge = resp.headers["WWW-Authenticate"]
+        assert challenge.startswith('Bearer error="invalid_token", error_description="REASON_REVOKED'), challenge
+        assert resp.headers["Cache-Control"] == "no-store"
+    # Its ID token still works: GetUserInfo answers from its claims without asking Cognito.
+    resp = http.get("/whoami", headers=bearer(revoked["id_token"]))
+    assert resp.status_code == 200 and resp.get_json() == {"username": "revoked-user"}
+
+
 def test_service_stopped_is_503_and_fails_closed(doomed_dev):
     app = make_app(doomed_dev.grpc_addr)
     http = app.test_client()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from concurrent import futures
+from typing import Iterator
 
+import grpc
 import pytest
 
 from conftest import REPO_ROOT
-
-pytestmark = pytest.mark.integration
+from statuses import abort_with_error_info
+from token_validator_client._proto.tokenvalidator.v1 import token_validator_pb2_grpc as pb_grpc
 
 NODE_DIR = REPO_ROOT / "examples" / "node"
 
@@ -29,6 +32,7 @@ def run_node(*args: str) -> tuple[int, dict]:
     return proc.returncode, out
 
 
+@pytest.mark.integration
 def test_node_valid_access_token(dev):
     code, out = run_node("--addr", dev.grpc_addr, "--token-use", "access", "--scope", "openid", dev.access_token)
     assert code == 0, out
@@ -41,6 +45,7 @@ def test_node_valid_access_token(dev):
     assert isinstance(out["claims"]["expires_at"], int)
 
 
+@pytest.mark.integration
 def test_node_grpc_url_and_rejections(dev, expired, bob):
     code, out = run_node("--addr", dev.grpc_url, expired["id_token"])
     assert code == 1
@@ -50,9 +55,71 @@ def test_node_grpc_url_and_rejections(dev, expired, bob):
     assert out["reason"] == "REASON_MISSING_GROUP"
 
 
+@pytest.mark.integration
+def test_node_user_info_reasons_from_the_detail(dev, revoked, expired):
+    """GetUserInfo failures: the reason is the ErrorInfo detail's, decoded by validate.js."""
+    code, out = run_node("--addr", dev.grpc_addr, "--user-info", revoked["access_token"])
+    assert code == 1, out
+    assert out["valid"] is False and out["error"] == "UNAUTHENTICATED"
+    assert out["reason"] == "REASON_REVOKED"
+    code, out = run_node("--addr", dev.grpc_url, "--user-info", expired["access_token"])
+    assert code == 1, out
+    assert out["reason"] == "REASON_EXPIRED"
+    assert out["metadata"]["pool"] == "dev" and out["metadata"]["kid"]
+    code, out = run_node("--addr", dev.grpc_addr, "--user-info", dev.access_token)
+    assert code == 0, out
+    assert out["valid"] is True and out["user"]["username"] == "dev-user"
+
+
+@pytest.mark.integration
+def test_node_cannot_answer_reasons(dev):
+    code, out = run_node("--addr", dev.grpc_addr, "")
+    assert code == 3, out
+    assert (out["error"], out["reason"]) == ("INVALID_ARGUMENT", "TOKEN_EMPTY")
+    code, out = run_node("--addr", dev.grpc_addr, "--user-info", dev.access_token + "A" * 20_000)
+    assert code == 3, out
+    assert (out["error"], out["reason"]) == ("INVALID_ARGUMENT", "TOKEN_TOO_LARGE")
+
+
+@pytest.mark.integration
 def test_node_service_down(doomed_dev):
     addr = doomed_dev.grpc_addr
     doomed_dev.stop()
     code, out = run_node("--addr", addr, "--timeout", "5", doomed_dev.access_token)
     assert code == 3
     assert out["error"] == "UNAVAILABLE"
+    assert out["reason"] is None  # no service answered: no detail
+
+
+class DetailServicer(pb_grpc.TokenValidatorServicer):
+    """GetUserInfo: ``detail`` -> the detail says REVOKED while the message says EXPIRED;
+    anything else -> the same message without a detail (an older server)."""
+
+    def GetUserInfo(self, request, context):  # noqa: N802
+        message = "REASON_EXPIRED: the token has expired"
+        if request.token == "detail":
+            abort_with_error_info(
+                context, grpc.StatusCode.UNAUTHENTICATED, message, "REASON_REVOKED", {"pool": "eu", "kid": "k1"}
+            )
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+
+@pytest.fixture()
+def detail_addr() -> Iterator[str]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_TokenValidatorServicer_to_server(DetailServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(grace=None)
+
+
+def test_node_follows_the_detail_not_the_message(detail_addr):
+    code, out = run_node("--addr", detail_addr, "--user-info", "detail")
+    assert code == 1, out
+    assert out["reason"] == "REASON_REVOKED"
+    assert out["message"] == "REASON_EXPIRED: the token has expired"
+    assert out["metadata"] == {"pool": "eu", "kid": "k1"}
+    code, out = run_node("--addr", detail_addr, "--user-info", "no-detail")
+    assert code == 1, out
+    assert out["reason"] is None and out["metadata"] == {}

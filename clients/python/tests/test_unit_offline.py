@@ -7,6 +7,7 @@ retry counts, deadlines, error mapping, TLS/mTLS, unknown enum values.
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import threading
 import time
@@ -19,6 +20,8 @@ import pytest
 from flask import Flask, g
 
 from token_validator_client import (
+    ERROR_DOMAIN,
+    ErrorInfo,
     InvalidTokenArgument,
     Reason,
     RetryPolicy,
@@ -36,15 +39,22 @@ from token_validator_client._proto.tokenvalidator.v1 import token_validator_pb2 
 from token_validator_client._proto.tokenvalidator.v1 import token_validator_pb2_grpc as pb_grpc
 from token_validator_client.flask import TokenValidator, current_user, require_token
 
+from statuses import abort_with_error_info, error_info_status
+
 FAST = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.02)
 
 
+# A queued failure: (code, message), or (code, message, ErrorInfo reason[, metadata]) to send
+# the google.rpc.Status detail as the service does, or a ready grpc.Status.
+Failure = Any
+
+
 class FakeServicer(pb_grpc.TokenValidatorServicer):
-    """Fails with the queued status codes first, then answers with ``response``."""
+    """Fails with the queued statuses first, then answers with ``response``."""
 
     def __init__(self) -> None:
-        self.failures: list[tuple[grpc.StatusCode, str]] = []
-        self.user_info_failures: list[tuple[grpc.StatusCode, str]] = []
+        self.failures: list[Failure] = []
+        self.user_info_failures: list[Failure] = []
         self.requests: list[Any] = []
         self.delay = 0.0
         self.validate_response = pb.ValidateTokenResponse(
@@ -74,7 +84,11 @@ class FakeServicer(pb_grpc.TokenValidatorServicer):
             failure = failures.pop(0) if failures else None
         if self.delay:
             time.sleep(self.delay)
-        if failure:
+        if isinstance(failure, grpc.Status):
+            context.abort_with_status(failure)
+        elif failure and len(failure) > 2:
+            abort_with_error_info(context, *failure)
+        elif failure:
             context.abort(failure[0], failure[1])
         return response
 
@@ -165,6 +179,15 @@ def test_reason_prints_as_its_name():
     assert Reason(6) is r and Reason["EXPIRED"] is r and Reason.from_name(str(r)) is r
     assert str(Reason.UNRECOGNIZED) == "REASON_UNRECOGNIZED"
     assert all(str(x) == x.proto_name for x in Reason)
+    assert str(Reason.REVOKED) == "REASON_REVOKED" and Reason.REVOKED == 12
+
+
+def test_reason_matches_the_proto_enum():
+    """Every tokenvalidator.v1.Reason value has a member of the same name and number."""
+    wire = {v.name: v.number for v in pb.Reason.DESCRIPTOR.values}
+    ours = {r.proto_name: int(r) for r in Reason if r is not Reason.UNRECOGNIZED}
+    assert ours == wire
+    assert Reason.from_proto(pb.REASON_REVOKED) is Reason.REVOKED
 
 
 # --- retries, deadlines and error mapping ----------------------------------------------
@@ -188,16 +211,17 @@ def test_gives_up_after_max_attempts(fake):
 
 
 @pytest.mark.parametrize(
-    "code, details, exc",
+    "code, details, error_reason, exc",
     [
-        (grpc.StatusCode.INVALID_ARGUMENT, "token is empty", InvalidTokenArgument),
-        (grpc.StatusCode.UNAUTHENTICATED, "REASON_EXPIRED: token expired", Unauthenticated),
-        (grpc.StatusCode.INTERNAL, "boom", TokenValidatorError),
-        (grpc.StatusCode.RESOURCE_EXHAUSTED, "too big", TokenValidatorError),
+        (grpc.StatusCode.INVALID_ARGUMENT, "the token is empty", "TOKEN_EMPTY", InvalidTokenArgument),
+        (grpc.StatusCode.INVALID_ARGUMENT, "token is empty", None, InvalidTokenArgument),
+        (grpc.StatusCode.UNAUTHENTICATED, "REASON_EXPIRED: token expired", "REASON_EXPIRED", Unauthenticated),
+        (grpc.StatusCode.INTERNAL, "boom", None, TokenValidatorError),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "too big", None, TokenValidatorError),
     ],
 )
-def test_no_retry_on_other_codes(fake, code, details, exc):
-    fake.failures = [(code, details)] * 3
+def test_no_retry_on_other_codes(fake, code, details, error_reason, exc):
+    fake.failures = [(code, details, error_reason) if error_reason else (code, details)] * 3
     with TokenValidatorClient(fake.addr, timeout=2, retry=FAST) as c:
         with pytest.raises(exc) as info:
             c.get_user_info("t")
@@ -205,16 +229,114 @@ def test_no_retry_on_other_codes(fake, code, details, exc):
     assert not isinstance(info.value, TokenValidatorUnavailable)
     assert len(fake.requests) == 1
     assert info.value.details == details
+    assert info.value.error_reason == (error_reason or "")
+    if error_reason:
+        assert error_reason in str(info.value)
     if exc is Unauthenticated:
         assert info.value.reason is Reason.EXPIRED
 
 
-def test_unauthenticated_without_reason_prefix(fake):
-    fake.failures = [(grpc.StatusCode.UNAUTHENTICATED, "nope")]
+# --- the ErrorInfo detail, never the message -------------------------------------------
+
+
+def test_reason_comes_from_the_detail_not_the_message(fake):
+    """The detail says REVOKED, the message says EXPIRED: the client follows the detail."""
+    fake.failures = [(grpc.StatusCode.UNAUTHENTICATED, "REASON_EXPIRED: the token has expired", "REASON_REVOKED")]
     with TokenValidatorClient(fake.addr, timeout=2) as c:
         with pytest.raises(Unauthenticated) as info:
             c.get_user_info("t")
-    assert info.value.reason is Reason.UNRECOGNIZED
+    err = info.value
+    assert err.reason is Reason.REVOKED
+    assert err.error_reason == "REASON_REVOKED"
+    assert err.details == "REASON_EXPIRED: the token has expired"  # kept as it was, for people
+    assert "[REASON_REVOKED]" in str(err)
+
+
+def test_without_a_detail_the_reason_is_unspecified(fake):
+    """An older server (no detail): UNSPECIFIED, however the message begins."""
+    fake.failures = [
+        (grpc.StatusCode.UNAUTHENTICATED, "REASON_EXPIRED: the token has expired"),
+        (grpc.StatusCode.UNAUTHENTICATED, "nope"),
+    ]
+    with TokenValidatorClient(fake.addr, timeout=2) as c:
+        for _ in range(2):
+            with pytest.raises(Unauthenticated) as info:
+                c.get_user_info("t")
+            assert info.value.reason is Reason.UNSPECIFIED
+            assert info.value.error_info is None and info.value.error_reason == ""
+            assert info.value.pool is None and info.value.kid is None and dict(info.value.metadata) == {}
+
+
+def test_unknown_reason_in_the_detail_is_unrecognized(fake):
+    fake.failures = [
+        (grpc.StatusCode.UNAUTHENTICATED, "REASON_EXPIRED: x", "REASON_FROM_A_LATER_VERSION"),
+        (grpc.StatusCode.UNAUTHENTICATED, "REASON_EXPIRED: x", "TOKEN_EMPTY"),
+    ]
+    with TokenValidatorClient(fake.addr, timeout=2) as c:
+        for name in ("REASON_FROM_A_LATER_VERSION", "TOKEN_EMPTY"):
+            with pytest.raises(Unauthenticated) as info:
+                c.get_user_info("t")
+            assert info.value.reason is Reason.UNRECOGNIZED
+            assert info.value.error_reason == name  # the raw name stays readable
+
+
+def test_detail_metadata_pool_and_kid(fake):
+    fake.user_info_failures = [
+        (grpc.StatusCode.UNAUTHENTICATED, "REASON_UNKNOWN_KEY: kid \"k9\" is not in the pool's key set",
+         "REASON_UNKNOWN_KEY", {"pool": "eu", "kid": "k9"}),
+    ]
+    fake.failures = [(grpc.StatusCode.UNAVAILABLE, "no keys for pool eu yet", "KEYS_UNAVAILABLE", {"pool": "eu"})] * 3
+    with TokenValidatorClient(fake.addr, timeout=2, retry=FAST) as c:
+        with pytest.raises(Unauthenticated) as info:
+            c.get_user_info("t")
+        assert info.value.reason is Reason.UNKNOWN_KEY
+        assert (info.value.pool, info.value.kid) == ("eu", "k9")
+        assert info.value.error_info == ErrorInfo("REASON_UNKNOWN_KEY", ERROR_DOMAIN, {"pool": "eu", "kid": "k9"})
+        with pytest.raises(TypeError):
+            info.value.metadata["pool"] = "other"  # type: ignore[index]
+        with pytest.raises(TokenValidatorUnavailable) as down:
+            c.validate_token("t")
+    err = down.value
+    assert (err.error_reason, err.pool, err.kid) == ("KEYS_UNAVAILABLE", "eu", None)
+    assert "KEYS_UNAVAILABLE" in str(err) and "after 3 attempts" in str(err)
+    # The error still pickles (it may cross a process boundary), detail included.
+    copy = pickle.loads(pickle.dumps(err))
+    assert (type(copy), str(copy), copy.error_info) == (TokenValidatorUnavailable, str(err), err.error_info)
+
+
+def test_details_that_cannot_be_trusted_are_ignored(fake):
+    """Another domain, a detail that contradicts its status, or junk bytes: as if there were none."""
+    contradicting = error_info_status(grpc.StatusCode.UNAUTHENTICATED, "REASON_REVOKED: x", "REASON_REVOKED")
+    contradicting = contradicting._replace(details="another message")  # the trailer no longer matches
+    fake.failures = [
+        (grpc.StatusCode.UNAUTHENTICATED, "x", "REASON_REVOKED", None, "proxy.example"),
+        contradicting,
+        contradicting._replace(details="REASON_REVOKED: x", code=grpc.StatusCode.PERMISSION_DENIED),
+        contradicting._replace(details="x", trailing_metadata=(("grpc-status-details-bin", b"\xff\x00junk"),)),
+    ]
+    with TokenValidatorClient(fake.addr, timeout=2) as c:
+        for _ in range(4):
+            with pytest.raises(TokenValidatorError) as info:
+                c.get_user_info("t")
+            assert info.value.error_info is None, info.value
+            if isinstance(info.value, Unauthenticated):
+                assert info.value.reason is Reason.UNSPECIFIED
+
+
+def test_flask_current_user_revoked_is_401(fake):
+    fake.user_info_failures = [
+        (grpc.StatusCode.UNAUTHENTICATED, "REASON_REVOKED: NotAuthorizedException: Access Token has been revoked",
+         "REASON_REVOKED"),
+    ]
+    app = flask_app(fake.addr)
+    resp = app.test_client().get("/p", headers={"Authorization": "Bearer x"})
+    assert resp.status_code == 401
+    assert resp.get_json()["error"] == "invalid_token"
+    assert resp.get_json()["reason"] == "REASON_REVOKED"
+    assert resp.headers["WWW-Authenticate"] == (
+        'Bearer error="invalid_token", '
+        'error_description="REASON_REVOKED: NotAuthorizedException: Access Token has been revoked"'
+    )
 
 
 def test_deadline_is_enforced_and_not_retried(fake):
@@ -285,12 +407,23 @@ async def test_aio_retries_and_errors(fake):
     fake.failures = [(grpc.StatusCode.UNAVAILABLE, "x")] * 2
     async with aio.TokenValidatorClient(fake.addr, timeout=2, retry=FAST) as c:
         assert (await c.validate_token("t")).valid
-        fake.failures = [(grpc.StatusCode.UNAUTHENTICATED, "REASON_BAD_SIGNATURE: x")]
+        fake.failures = [(grpc.StatusCode.UNAUTHENTICATED, "REASON_BAD_SIGNATURE: x", "REASON_BAD_SIGNATURE")]
         with pytest.raises(Unauthenticated) as info:
             await c.get_user_info("t")
         assert info.value.reason is Reason.BAD_SIGNATURE
         assert (await c.get_user_info("t")).username == "alice"
-    assert len(fake.requests) == 5
+        # The detail wins over the message here too; no detail gives UNSPECIFIED.
+        fake.failures = [
+            (grpc.StatusCode.UNAUTHENTICATED, "REASON_EXPIRED: x", "REASON_REVOKED", {"pool": "dev"}),
+            (grpc.StatusCode.UNAUTHENTICATED, "REASON_EXPIRED: x"),
+        ]
+        with pytest.raises(Unauthenticated) as info:
+            await c.get_user_info("t")
+        assert (info.value.reason, info.value.pool) == (Reason.REVOKED, "dev")
+        with pytest.raises(Unauthenticated) as info:
+            await c.get_user_info("t")
+        assert info.value.reason is Reason.UNSPECIFIED and info.value.error_info is None
+    assert len(fake.requests) == 7
 
 
 @pytest.mark.asyncio

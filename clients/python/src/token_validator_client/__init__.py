@@ -9,6 +9,8 @@
 from ._common import RetryPolicy
 from .client import TokenValidatorClient
 from .errors import (
+    ERROR_DOMAIN,
+    ErrorInfo,
     InvalidTokenArgument,
     TokenValidatorError,
     TokenValidatorTimeout,
@@ -20,7 +22,9 @@ from .types import Claims, Reason, TokenUse, UserInfo, UserInfoSource, Validatio
 __version__ = "0.1.0"
 
 __all__ = [
+    "ERROR_DOMAIN",
     "Claims",
+    "ErrorInfo",
     "InvalidTokenArgument",
     "Reason",
     "RetryPolicy",

@@ -30,8 +30,10 @@ _NUMERIC_FORMAT_TYPES = frozenset("bcdeEfFgGnoxX%")
 class Reason(enum.IntEnum):
     """Why a token was rejected (``tokenvalidator.v1.Reason`` without the prefix).
 
-    ``UNSPECIFIED`` means the token is valid. ``UNRECOGNIZED`` stands for a
-    value this client version does not know (a newer server).
+    ``UNSPECIFIED`` means the token is valid (on an
+    :class:`~token_validator_client.Unauthenticated` error: the service gave
+    no reason). ``UNRECOGNIZED`` stands for a value this client version does
+    not know (a newer server).
 
     It is an ``IntEnum`` (``Reason.EXPIRED == 6``, ``Reason.EXPIRED.name ==
     "EXPIRED"``), but ``str()`` and formatting give the wire name, so logs and
@@ -52,6 +54,10 @@ class Reason(enum.IntEnum):
     WRONG_TOKEN_USE = 9
     MISSING_SCOPE = 10
     MISSING_GROUP = 11
+    #: Cognito no longer accepts the token or its user (signed out, token
+    #: revoked, user disabled or deleted). Only ``GetUserInfo`` on an access
+    #: token, which asks Cognito, can see it.
+    REVOKED = 12
 
     @property
     def proto_name(self) -> str:

@@ -28,6 +28,7 @@ class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REASON_WRONG_TOKEN_USE: _ClassVar[Reason]
     REASON_MISSING_SCOPE: _ClassVar[Reason]
     REASON_MISSING_GROUP: _ClassVar[Reason]
+    REASON_REVOKED: _ClassVar[Reason]
 
 class UserInfoSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -49,6 +50,7 @@ REASON_WRONG_CLIENT: Reason
 REASON_WRONG_TOKEN_USE: Reason
 REASON_MISSING_SCOPE: Reason
 REASON_MISSING_GROUP: Reason
+REASON_REVOKED: Reason
 USER_INFO_SOURCE_UNSPECIFIED: UserInfoSource
 USER_INFO_SOURCE_TOKEN_CLAIMS: UserInfoSource
 USER_INFO_SOURCE_COGNITO: UserInfoSource
