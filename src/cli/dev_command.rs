@@ -144,7 +144,7 @@ fn banner(running: &Running, kept: bool) -> String {
          \n  grpcurl -plaintext -d '{{\"token\":\"<token>\"}}' {grpc_addr} tokenvalidator.v1.TokenValidator/ValidateToken\
          \nMint more tokens (body: username, groups, scopes, expires_in, email, preferred_username, attributes):\
          \n  curl -s -X POST http://{issuer_addr}/dev/tokens -H 'content-type: application/json' -d '{{\"username\":\"bob\",\"groups\":[\"users\"],\"expires_in\":600}}'\
-         \nRevoke an access token (GetUserInfo then answers REASON_REVOKED):\
+         \nRevoke an access token (GetUserInfo then answers REASON_REVOKED, once a cached profile is 60 s old):\
          \n  curl -s -X POST http://{issuer_addr}/dev/revoke -H 'content-type: application/json' -d '{{\"access_token\":\"<access token>\"}}'\
          \n\nCtrl-C stops.",
         issuer_url = issuer.issuer(),

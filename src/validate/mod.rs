@@ -6,12 +6,12 @@
 //! except asking the key store for a key.
 
 mod cache;
+mod claims;
 mod policy;
 mod rejection;
+mod signature;
 mod token;
 mod verified;
-
-use tracing::Instrument;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -27,7 +27,7 @@ pub use verified::VerifiedToken;
 
 use crate::{
     config::{Config, TokenUse},
-    jwks::{KeyLookup, KeyStore, SigningAlgorithm},
+    jwks::{KeyStore, SigningAlgorithm},
 };
 
 /// Longest `kid` looked up; Cognito's are 44 characters.
@@ -212,179 +212,11 @@ impl Validator {
         (cache_hit, result)
     }
 
-    /// The full check of a token not in the cache, up to (not including) the request policy.
+    /// The full check of a token not in the cache, up to (not including) the
+    /// request policy: the signature phase, then the claims phase.
     async fn verify(&self, token: &str, now: i64) -> Result<VerifiedToken, ValidationError> {
-        let parsed = token::parse(token, &self.algorithms)?;
-        let Some(&pool) = self.by_issuer.get(parsed.claims.iss.as_str()) else {
-            return Err(Rejection::new(
-                Reason::UnknownIssuer,
-                format!(
-                    "issuer {} is not a configured user pool",
-                    token::printable(&parsed.claims.iss)
-                ),
-            )
-            .into());
-        };
-        let kid = parsed.kid.as_str();
-        let reject = |reason, message: String| {
-            ValidationError::Rejected(Rejection::new(reason, message).in_pool(pool).with_kid(kid))
-        };
-        // Read before the lookup: a key removed after this shows as a changed epoch.
-        let key_epoch = self.keys.removal_epoch(pool);
-        // No Cognito kid is this long: answer without a lookup (nor a refetch, nor memory).
-        let lookup = if kid.len() > MAX_KID_BYTES {
-            KeyLookup::Unknown
-        } else {
-            self.keys
-                .key(pool, kid)
-                .instrument(tracing::debug_span!("jwks.key_lookup"))
-                .await
-        };
-        let key = match lookup {
-            KeyLookup::Found(key) => key,
-            KeyLookup::Unknown => {
-                return Err(reject(
-                    Reason::UnknownKey,
-                    format!("kid {} is not in the pool's key set", token::printable(kid)),
-                ));
-            }
-            KeyLookup::NoKeysYet => {
-                return Err(ValidationError::KeysUnavailable {
-                    pool,
-                    name: self.keys.pool_name(pool).to_string(),
-                });
-            }
-        };
-        if !key.supports(parsed.alg) {
-            return Err(reject(
-                Reason::UnsupportedAlgorithm,
-                format!(
-                    "key {} does not allow {}",
-                    token::printable(key.kid()),
-                    parsed.alg.name()
-                ),
-            ));
-        }
-        let signature_ok = tracing::debug_span!("jwt.verify_signature").in_scope(|| {
-            key.verify(
-                parsed.alg,
-                parsed.signing_input.as_bytes(),
-                &parsed.signature,
-            )
-        });
-        if !signature_ok {
-            return Err(reject(
-                Reason::BadSignature,
-                "the signature does not match the pool's key".into(),
-            ));
-        }
-        // From here on the claims are genuine: rejections may name the subject.
-        let sub = parsed.claims.sub.as_deref();
-        let token_use_claim = match parsed.claims.token_use.as_deref() {
-            Some("id") => Some(TokenUse::Id),
-            Some("access") => Some(TokenUse::Access),
-            _ => None,
-        };
-        let reject = |reason, message: String| {
-            ValidationError::Rejected(
-                Rejection::new(reason, message)
-                    .in_pool(pool)
-                    .with_kid(kid)
-                    .verified(sub, token_use_claim),
-            )
-        };
-        if let Err(rejection) = self.check_time(&parsed.claims, now) {
-            return Err(reject(rejection.reason, rejection.message.into_owned()));
-        }
-        let rules = &self.pools[pool];
-        let claims = &parsed.claims;
-        let token_use = match token_use_claim {
-            Some(token_use) => token_use,
-            None if claims.token_use.is_some() => {
-                let other = claims.token_use.as_deref().unwrap_or_default();
-                return Err(reject(
-                    Reason::WrongTokenUse,
-                    format!("token_use {} is not id or access", token::printable(other)),
-                ));
-            }
-            None => {
-                return Err(reject(Reason::WrongTokenUse, "token_use is missing".into()));
-            }
-        };
-        if !rules.token_use.contains(&token_use) {
-            return Err(reject(
-                Reason::WrongTokenUse,
-                format!(
-                    "{} tokens are not accepted from this pool",
-                    token_use.as_str()
-                ),
-            ));
-        }
-        let client_id = match (token_use, &claims.aud, &claims.client_id) {
-            (TokenUse::Id, Some(Audience::One(aud)), _) => aud.clone(),
-            (TokenUse::Id, Some(Audience::Many(auds)), _) if auds.len() == 1 => auds[0].clone(),
-            (TokenUse::Id, Some(Audience::Many(_)), _) => {
-                return Err(reject(
-                    Reason::WrongClient,
-                    "aud must name exactly one app client".into(),
-                ));
-            }
-            (TokenUse::Access, _, Some(client_id)) => client_id.clone(),
-            _ => {
-                let claim = if token_use == TokenUse::Id {
-                    "aud"
-                } else {
-                    "client_id"
-                };
-                return Err(reject(Reason::WrongClient, format!("{claim} is missing")));
-            }
-        };
-        if !rules.allow_any_client && !rules.client_ids.contains(&client_id) {
-            return Err(reject(
-                Reason::WrongClient,
-                format!(
-                    "app client {} is not accepted for this pool",
-                    token::printable(&client_id)
-                ),
-            ));
-        }
-        let scopes = claims
-            .scope
-            .as_deref()
-            .unwrap_or("")
-            .split_ascii_whitespace()
-            .map(String::from)
-            .collect();
-        Ok(VerifiedToken {
-            pool,
-            kid: parsed.kid,
-            key_fingerprint: key.fingerprint(),
-            key_epoch,
-            token_use,
-            client_id,
-            scopes,
-            claims: parsed.claims,
-            payload_json: parsed.payload_json,
-        })
-    }
-
-    /// `exp` must be in the future (within the leeway); `nbf` and `iat` may be
-    /// in the future by at most the clock skew.
-    fn check_time(&self, claims: &TokenClaims, now: i64) -> Result<(), Rejection> {
-        if now >= claims.exp.saturating_add(self.leeway) {
-            return Err(Rejection::new(Reason::Expired, "the token has expired"));
-        }
-        if let Some(nbf) = claims.nbf
-            && nbf > now.saturating_add(self.skew)
-        {
-            return Err(Rejection::new(Reason::NotYetValid, "nbf is in the future"));
-        }
-        if let Some(iat) = claims.iat
-            && iat > now.saturating_add(self.skew)
-        {
-            return Err(Rejection::new(Reason::NotYetValid, "iat is in the future"));
-        }
-        Ok(())
+        let genuine = self.verify_signature(token).await?;
+        self.check_claims(genuine, now)
     }
 }
 
