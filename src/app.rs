@@ -37,7 +37,7 @@ impl App {
     /// Builds the service from a configuration, validating it first (no I/O yet).
     pub fn new(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let metrics = Metrics::new(&config)?;
+        let metrics = Metrics::new(&config, crate::grpc::RPC_NAMES)?;
         let keys = KeyStore::new(&config, metrics.clone())?;
         let validator = Arc::new(Validator::new(&config, keys.clone()));
         let userinfo = Arc::new(UserInfoService::new(&config, metrics.clone())?);

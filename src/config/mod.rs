@@ -41,6 +41,10 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A configured pool: its position in `pools`. Every layer (key store,
+/// validator, metrics) names a pool by it; its name is only a label.
+pub type PoolId = usize;
+
 /// The whole configuration of the service.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]

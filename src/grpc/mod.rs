@@ -29,3 +29,9 @@ pub use transport::{Coalesced, coalesced};
 
 /// The gRPC service name the health service reports, besides "" (overall).
 pub const SERVICE_NAME: &str = "tokenvalidator.v1.TokenValidator";
+
+/// The RPCs this server reports metrics for (telemetry knows none by name).
+pub const RPC_NAMES: crate::telemetry::rpc::RpcNames = crate::telemetry::rpc::RpcNames {
+    service: SERVICE_NAME,
+    methods: &["ValidateToken", "GetUserInfo"],
+};

@@ -33,7 +33,11 @@ use super::{
     fetch::{FetchError, JwksFetcher},
     keyset::{KeyFingerprint, KeySet, VerifyingKey},
 };
-use crate::config::Config;
+use crate::config::{Config, PoolId};
+
+mod refetch;
+
+use refetch::RefetchState;
 
 /// What the store knows about a `kid` of a pool.
 #[derive(Debug)]
@@ -50,11 +54,6 @@ pub enum KeyLookup {
 struct Installed {
     set: Arc<KeySet>,
     generation: u64,
-}
-
-enum RefetchState {
-    Idle { last_finished: Option<Instant> },
-    InFlight(watch::Receiver<bool>),
 }
 
 struct Pool {
@@ -77,32 +76,6 @@ struct Pool {
     refetch_waiters: AtomicUsize,
 }
 
-/// Whether an unknown kid was checked against a refetched key set.
-enum Refetch {
-    Done,
-    /// Within the cooldown, or too many waiters: answer at once.
-    Suppressed,
-}
-
-/// A place among the refetch waiters, given back when the wait ends or is cancelled.
-struct WaiterSlot<'a>(&'a AtomicUsize);
-
-impl<'a> WaiterSlot<'a> {
-    fn take(waiters: &'a AtomicUsize, max: usize) -> Option<Self> {
-        if waiters.fetch_add(1, Ordering::AcqRel) >= max {
-            waiters.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Self(waiters))
-    }
-}
-
-impl Drop for WaiterSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// One pool's state, for operators (`/readyz?verbose`).
 #[derive(Debug, Clone)]
 pub struct PoolStatus {
@@ -118,10 +91,10 @@ pub struct PoolStatus {
 
 /// Events the store reports (metrics and logs hang off these).
 pub trait KeyStoreObserver: Send + Sync {
-    fn fetched(&self, _pool: &str, _result: Result<&KeySet, &FetchError>, _elapsed: Duration) {}
-    fn rotated(&self, _pool: &str, _old: &[&str], _new: &[&str]) {}
-    fn unknown_kid_refetch(&self, _pool: &str) {}
-    fn unknown_kid_suppressed(&self, _pool: &str) {}
+    fn fetched(&self, _pool: PoolId, _result: Result<&KeySet, &FetchError>, _elapsed: Duration) {}
+    fn rotated(&self, _pool: PoolId, _old: &[&str], _new: &[&str]) {}
+    fn unknown_kid_refetch(&self, _pool: PoolId) {}
+    fn unknown_kid_suppressed(&self, _pool: PoolId) {}
 }
 
 /// Holds every pool's keys and the machinery to keep them fresh.
@@ -207,12 +180,12 @@ impl KeyStore {
     }
 
     /// Follows one pool's keys (false → true once its first key set is installed).
-    pub fn subscribe_pool(&self, pool: usize) -> watch::Receiver<bool> {
+    pub fn subscribe_pool(&self, pool: PoolId) -> watch::Receiver<bool> {
         self.pools[pool].has_keys.subscribe()
     }
 
     /// Whether the pool has keys (required or not).
-    pub fn pool_has_keys(&self, pool: usize) -> bool {
+    pub fn pool_has_keys(&self, pool: PoolId) -> bool {
         *self.pools[pool].has_keys.borrow()
     }
 
@@ -221,7 +194,7 @@ impl KeyStore {
         self.pools.len()
     }
 
-    pub fn pool_name(&self, pool: usize) -> &str {
+    pub fn pool_name(&self, pool: PoolId) -> &str {
         &self.pools[pool].name
     }
 
@@ -243,26 +216,26 @@ impl KeyStore {
     }
 
     /// Number of usable keys of a pool (0 before the first fetch).
-    pub fn key_count(&self, pool: usize) -> usize {
+    pub fn key_count(&self, pool: PoolId) -> usize {
         self.sets.get(&pool).map_or(0, |i| i.set.len())
     }
 
     /// Whether the pool's current key set holds `kid` with this material (no fetch).
-    pub fn has_key(&self, pool: usize, kid: &str, fingerprint: KeyFingerprint) -> bool {
+    pub fn has_key(&self, pool: PoolId, kid: &str, fingerprint: KeyFingerprint) -> bool {
         self.sets
             .get(&pool)
             .is_some_and(|installed| installed.set.holds(kid, fingerprint))
     }
 
     /// Time since the pool's last successful fetch.
-    pub fn key_age(&self, pool: usize) -> Option<Duration> {
+    pub fn key_age(&self, pool: PoolId) -> Option<Duration> {
         let last = *self.pools[pool].last_success.lock().expect("not poisoned");
         last.map(|at| at.elapsed())
     }
 
     /// The pool's key-removal epoch: read it before looking a key up, keep it
     /// with what that key verified, and pass it to [`KeyStore::still_published`].
-    pub fn removal_epoch(&self, pool: usize) -> u64 {
+    pub fn removal_epoch(&self, pool: PoolId) -> u64 {
         self.pools[pool].removals.load(Ordering::Acquire)
     }
 
@@ -273,7 +246,7 @@ impl KeyStore {
     /// lookup (measured at ~2% of a hit's CPU).
     pub fn still_published(
         &self,
-        pool: usize,
+        pool: PoolId,
         kid: &str,
         fingerprint: KeyFingerprint,
         epoch: u64,
@@ -281,82 +254,8 @@ impl KeyStore {
         self.removal_epoch(pool) == epoch || self.has_key(pool, kid, fingerprint)
     }
 
-    /// Looks `kid` up in `pool`'s keys, refetching once (single-flight, rate-limited) on a miss.
-    pub async fn key(self: &Arc<Self>, pool: usize, kid: &str) -> KeyLookup {
-        let Some(installed) = self.sets.get(&pool) else {
-            return KeyLookup::NoKeysYet;
-        };
-        if let Some(key) = installed.set.get(kid) {
-            return KeyLookup::Found(key.clone());
-        }
-        let memory_key = (pool, kid.to_owned());
-        let remembered = self.unknown_kids.get(&memory_key) == Some(installed.generation);
-        if let Refetch::Suppressed = self.refetch_for_unknown_kid(pool, remembered).await {
-            // Answer at once. Not remembered either, so a flood of random kids
-            // costs no cache writes; the cooldown alone bounds fetches.
-            self.observer.unknown_kid_suppressed(&self.pools[pool].name);
-            return KeyLookup::Unknown;
-        }
-        match self.sets.get(&pool) {
-            Some(now) => match now.set.get(kid) {
-                Some(key) => KeyLookup::Found(key.clone()),
-                None => {
-                    // Checked against a fresh key set: remembered until the set changes.
-                    self.unknown_kids.insert(memory_key, now.generation);
-                    KeyLookup::Unknown
-                }
-            },
-            None => KeyLookup::NoKeysYet,
-        }
-    }
-
-    /// Joins the pool's in-flight refetch or starts one. Suppressed within the
-    /// cooldown, when `remembered` (the kid was already missing from a fresh set)
-    /// and a refetch is in flight, or when `max_refetch_waiters` already wait.
-    async fn refetch_for_unknown_kid(self: &Arc<Self>, pool: usize, remembered: bool) -> Refetch {
-        let entry = &self.pools[pool];
-        let Some(_slot) = WaiterSlot::take(&entry.refetch_waiters, self.max_refetch_waiters) else {
-            return Refetch::Suppressed;
-        };
-        let mut finished = {
-            let mut state = entry.refetch.lock().expect("not poisoned");
-            match &*state {
-                RefetchState::InFlight(_) if remembered => return Refetch::Suppressed,
-                RefetchState::InFlight(finished) => finished.clone(),
-                RefetchState::Idle {
-                    last_finished: Some(at),
-                } if at.elapsed() < self.cooldown => return Refetch::Suppressed,
-                RefetchState::Idle { .. } => {
-                    let (tx, rx) = watch::channel(false);
-                    *state = RefetchState::InFlight(rx.clone());
-                    self.observer.unknown_kid_refetch(&self.pools[pool].name);
-                    // Its own task, so a caller that goes away does not cancel the fetch;
-                    // its span stays a child of the request that triggered it.
-                    let store = self.clone();
-                    tokio::spawn(
-                        async move {
-                            if let Err(error) = store.fetch_and_install(pool).await {
-                                store.log_fetch_failure(pool, &error, None);
-                            }
-                            *store.pools[pool].refetch.lock().expect("not poisoned") =
-                                RefetchState::Idle {
-                                    last_finished: Some(Instant::now()),
-                                };
-                            let _ = tx.send(true);
-                        }
-                        .in_current_span(),
-                    );
-                    rx
-                }
-            }
-        };
-        // The fetcher's own timeouts bound this wait.
-        let _ = finished.wait_for(|done| *done).await;
-        Refetch::Done
-    }
-
     /// Fetches the pool's JWKS and, when usable, replaces its key set.
-    pub async fn fetch_and_install(&self, pool: usize) -> Result<(), FetchError> {
+    pub async fn fetch_and_install(&self, pool: PoolId) -> Result<(), FetchError> {
         let entry = &self.pools[pool];
         let started = Instant::now();
         let result = self
@@ -365,7 +264,7 @@ impl KeyStore {
             .instrument(tracing::debug_span!("jwks.fetch", pool = %entry.name))
             .await;
         self.observer
-            .fetched(&entry.name, result.as_ref(), started.elapsed());
+            .fetched(pool, result.as_ref(), started.elapsed());
         match result {
             Ok(set) => {
                 self.install(pool, set);
@@ -379,7 +278,7 @@ impl KeyStore {
     }
 
     /// Logs a failed fetch: which pool, why, and what the service does meanwhile.
-    fn log_fetch_failure(&self, pool: usize, error: &FetchError, retry_in: Option<Duration>) {
+    fn log_fetch_failure(&self, pool: PoolId, error: &FetchError, retry_in: Option<Duration>) {
         let entry = &self.pools[pool];
         let retry_in_ms = retry_in.map(|d| d.as_millis() as u64);
         if self.pool_has_keys(pool) {
@@ -391,7 +290,7 @@ impl KeyStore {
 
     /// Replaces the pool's key set (logging skipped keys and rotations) and
     /// updates readiness. Callers fetched and parsed `set` already.
-    pub fn install(&self, pool: usize, set: KeySet) {
+    pub fn install(&self, pool: PoolId, set: KeySet) {
         let entry = &self.pools[pool];
         let previous = self.sets.get(&pool);
         // One line per change of what is skipped, however many keys: a JWKS of
@@ -423,7 +322,7 @@ impl KeyStore {
                     let old_kids = old.set.kids();
                     let replaced = old.set.replaced_in(&set);
                     tracing::info!(pool = %entry.name, old = ?old_kids, new = ?new_kids, replaced = ?replaced, "JWKS keys rotated");
-                    self.observer.rotated(&entry.name, &old_kids, &new_kids);
+                    self.observer.rotated(pool, &old_kids, &new_kids);
                 }
                 None => tracing::info!(pool = %entry.name, kids = ?new_kids, "JWKS keys loaded"),
             }
@@ -460,7 +359,7 @@ impl KeyStore {
     /// Fetches until the first success (backing off), then refreshes every
     /// interval. Each pool has its own loop and back-off, so a pool whose JWKS
     /// hangs never delays another's keys.
-    async fn refresh_loop(self: Arc<Self>, pool: usize) {
+    async fn refresh_loop(self: Arc<Self>, pool: PoolId) {
         let mut backoff = self.backoff_min;
         loop {
             let delay = match self.fetch_and_install(pool).await {

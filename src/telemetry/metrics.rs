@@ -8,10 +8,7 @@
 //! `token_validator.` prefix otherwise.
 
 use std::{
-    sync::{
-        Arc, OnceLock, Weak,
-        atomic::{AtomicI64, AtomicU64, Ordering::Relaxed},
-    },
+    sync::{Arc, OnceLock, Weak, atomic::Ordering::Relaxed},
     time::Duration,
 };
 
@@ -21,8 +18,10 @@ use opentelemetry::{
 };
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
+use super::rpc::{PerCallCounts, RpcNames, per_call_instruments};
+
 use crate::{
-    config::{Config, TokenUse},
+    config::{Config, PoolId, TokenUse},
     jwks::{FetchError, KeySet, KeyStore, KeyStoreObserver},
     net::ConnectionObserver,
     userinfo::UserInfoObserver,
@@ -43,9 +42,10 @@ pub struct Metrics {
     pools: Vec<KeyValue>,
     validations: Counter<u64>,
     validation_duration: Histogram<f64>,
-    rpc_duration: Histogram<f64>,
-    per_call: Arc<PerCallCounts>,
-    bound: BoundSeries,
+    pub(super) rpc_duration: Histogram<f64>,
+    pub(super) per_call: Arc<PerCallCounts>,
+    pub(super) bound: BoundSeries,
+    pub(super) rpcs: RpcNames,
     jwks_fetches: Counter<u64>,
     jwks_fetch_duration: Histogram<f64>,
     unknown_kid_refetches: Counter<u64>,
@@ -60,40 +60,19 @@ pub struct Metrics {
     answers_refused: Counter<u64>,
 }
 
-/// Counts updated on every call, kept in atomics and read by observable
-/// instruments when metrics are collected. Updating an OpenTelemetry
-/// instrument costs an attribute-set lookup and a lock; an atomic add costs a
-/// few nanoseconds. Exported under the same names and types as before.
-#[derive(Default)]
-struct PerCallCounts {
-    /// `rpc.server.active_requests`, one slot per RPC (see [`rpc_slot`]).
-    active: [AtomicI64; 2],
-    cache_hits: AtomicU64,
-    cache_misses: AtomicU64,
-}
-
 /// The series every answered call records, each bound to its label set on
 /// first use. A bound record skips the attribute-set lookup (hashing the
 /// labels under a read lock), measured at ~3% of a cache hit's CPU. Binding on
 /// first use, not up front, keeps `/metrics` listing a series only once it has
 /// data, as unbound instruments do. Other label sets (rejections, errors)
 /// stay unbound: they are bounded too, but many.
-struct BoundSeries {
+pub(super) struct BoundSeries {
     /// `token_validator.validation.duration`, by [RPC slot][cache hit].
-    validation_duration: [[OnceLock<BoundHistogram<f64>>; 2]; 2],
+    validation_duration: Box<[[OnceLock<BoundHistogram<f64>>; 2]]>,
     /// `rpc.server.duration` of calls answered OK, by RPC slot.
-    rpc_ok_duration: [OnceLock<BoundHistogram<f64>>; 2],
+    pub(super) rpc_ok_duration: Box<[OnceLock<BoundHistogram<f64>>]>,
     /// `token_validator.validations` of valid tokens, by [pool][ID, access].
     valid: Vec<[OnceLock<BoundCounter<u64>>; 2]>,
-}
-
-/// The RPCs, in [`PerCallCounts::active`] order.
-const RPC_METHODS: [&str; 2] = ["ValidateToken", "GetUserInfo"];
-
-/// The slot of one of [`RPC_METHODS`]; `None` for any other method (no slot:
-/// not counted as active, its series stay unbound).
-fn rpc_slot(method: &str) -> Option<usize> {
-    RPC_METHODS.iter().position(|m| *m == method)
 }
 
 fn shared(value: &str) -> Value {
@@ -103,7 +82,8 @@ fn shared(value: &str) -> Value {
 impl Metrics {
     /// Builds the meter provider: a Prometheus registry when the metrics port is
     /// on, an OTLP periodic reader when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
-    pub fn new(config: &Config) -> anyhow::Result<Arc<Self>> {
+    /// The instruments for `config`'s pools and the server's `rpcs`.
+    pub fn new(config: &Config, rpcs: RpcNames) -> anyhow::Result<Arc<Self>> {
         let mut builder = SdkMeterProvider::builder().with_resource(super::resource());
         let registry = if config.metrics.enabled {
             let registry = prometheus::Registry::new();
@@ -122,7 +102,7 @@ impl Metrics {
         }
         let provider = builder.build();
         let meter = provider.meter("token-validator");
-        let metrics = Self::with_meter(config, provider.clone(), registry, &meter);
+        let metrics = Self::with_meter(config, rpcs, provider.clone(), registry, &meter);
         metrics.start_counters_at_zero();
         Ok(Arc::new(metrics))
     }
@@ -179,6 +159,7 @@ impl Metrics {
 
     fn with_meter(
         config: &Config,
+        rpcs: RpcNames,
         provider: SdkMeterProvider,
         registry: Option<prometheus::Registry>,
         meter: &Meter,
@@ -215,10 +196,11 @@ impl Metrics {
                 "rpc.server.duration",
                 "gRPC calls served, by rpc.method and rpc.grpc.status_code",
             ),
-            per_call: per_call_instruments(meter),
+            per_call: per_call_instruments(meter, rpcs),
+            rpcs,
             bound: BoundSeries {
-                validation_duration: Default::default(),
-                rpc_ok_duration: Default::default(),
+                validation_duration: rpcs.methods.iter().map(|_| Default::default()).collect(),
+                rpc_ok_duration: rpcs.methods.iter().map(|_| OnceLock::new()).collect(),
                 valid: config.pools.iter().map(|_| Default::default()).collect(),
             },
             jwks_fetches: counter(
@@ -367,16 +349,8 @@ impl Metrics {
         String::from_utf8(buffer).ok()
     }
 
-    fn pool(&self, pool: Option<usize>) -> KeyValue {
+    fn pool(&self, pool: Option<PoolId>) -> KeyValue {
         pool.and_then(|p| self.pools.get(p).cloned())
-            .unwrap_or_else(|| KeyValue::new("pool", "unknown"))
-    }
-
-    fn pool_named(&self, name: &str) -> KeyValue {
-        self.pools
-            .iter()
-            .find(|kv| kv.value.as_str() == name)
-            .cloned()
             .unwrap_or_else(|| KeyValue::new("pool", "unknown"))
     }
 
@@ -427,27 +401,13 @@ impl Metrics {
             }
         }
         let labels = [KeyValue::new("rpc", rpc), KeyValue::new("cache", cache)];
-        match rpc_slot(rpc) {
+        match self.rpcs.slot(rpc) {
             Some(slot) => self.bound.validation_duration[slot][usize::from(outcome.cache_hit)]
                 .get_or_init(|| self.validation_duration.bind(&labels))
                 .record(elapsed.as_secs_f64()),
             None => self
                 .validation_duration
                 .record(elapsed.as_secs_f64(), &labels),
-        }
-    }
-
-    /// A gRPC call started; returns a guard that records its end.
-    pub fn rpc_started(self: &Arc<Self>, method: &'static str) -> RpcTimer {
-        let slot = rpc_slot(method);
-        if let Some(slot) = slot {
-            self.per_call.active[slot].fetch_add(1, Relaxed);
-        }
-        RpcTimer {
-            metrics: self.clone(),
-            method,
-            slot,
-            started: std::time::Instant::now(),
         }
     }
 
@@ -474,91 +434,9 @@ impl Metrics {
     }
 }
 
-/// Records a gRPC call's duration and status when finished.
-pub struct RpcTimer {
-    metrics: Arc<Metrics>,
-    method: &'static str,
-    slot: Option<usize>,
-    started: std::time::Instant,
-}
-
-impl RpcTimer {
-    /// When the call started (its deadline counts from here).
-    pub fn started(&self) -> std::time::Instant {
-        self.started
-    }
-
-    /// `code` is the gRPC status code number (0 = OK).
-    pub fn finish(self, code: i32) {
-        let elapsed = self.started.elapsed().as_secs_f64();
-        let labels = || {
-            [
-                KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", crate::grpc::SERVICE_NAME),
-                KeyValue::new("rpc.method", self.method),
-                KeyValue::new("rpc.grpc.status_code", i64::from(code)),
-            ]
-        };
-        let rpc_duration = &self.metrics.rpc_duration;
-        match self.slot {
-            Some(slot) if code == 0 => self.metrics.bound.rpc_ok_duration[slot]
-                .get_or_init(|| rpc_duration.bind(&labels()))
-                .record(elapsed),
-            _ => rpc_duration.record(elapsed, &labels()),
-        }
-        if let Some(slot) = self.slot {
-            self.metrics.per_call.active[slot].fetch_sub(1, Relaxed);
-        }
-    }
-}
-
-/// The counts behind [`PerCallCounts`] and the observable instruments that export them.
-fn per_call_instruments(meter: &Meter) -> Arc<PerCallCounts> {
-    let counts = Arc::new(PerCallCounts::default());
-    let weak = Arc::downgrade(&counts);
-    let _ = meter
-        .i64_observable_up_down_counter("rpc.server.active_requests")
-        .with_description("gRPC calls in flight, by rpc.method")
-        .with_callback(move |gauge| {
-            if let Some(counts) = weak.upgrade() {
-                for (slot, method) in RPC_METHODS.iter().enumerate() {
-                    gauge.observe(
-                        counts.active[slot].load(Relaxed),
-                        &[KeyValue::new("rpc.method", *method)],
-                    );
-                }
-            }
-        })
-        .build();
-    let counter =
-        |name: &'static str, description: &'static str, read: fn(&PerCallCounts) -> u64| {
-            let weak = Arc::downgrade(&counts);
-            let _ = meter
-                .u64_observable_counter(name)
-                .with_description(description)
-                .with_callback(move |counter| {
-                    if let Some(counts) = weak.upgrade() {
-                        counter.observe(read(&counts), &[]);
-                    }
-                })
-                .build();
-        };
-    counter(
-        "token_validator.token_cache.hits",
-        "Verified-token cache hits",
-        |c| c.cache_hits.load(Relaxed),
-    );
-    counter(
-        "token_validator.token_cache.misses",
-        "Verified-token cache misses",
-        |c| c.cache_misses.load(Relaxed),
-    );
-    counts
-}
-
 impl KeyStoreObserver for Metrics {
-    fn fetched(&self, pool: &str, result: Result<&KeySet, &FetchError>, elapsed: Duration) {
-        let pool = self.pool_named(pool);
+    fn fetched(&self, pool: PoolId, result: Result<&KeySet, &FetchError>, elapsed: Duration) {
+        let pool = self.pool(Some(pool));
         let outcome = match result {
             Ok(_) => "ok",
             Err(error) => error.kind(),
@@ -569,16 +447,16 @@ impl KeyStoreObserver for Metrics {
             .record(elapsed.as_secs_f64(), &[pool]);
     }
 
-    fn rotated(&self, pool: &str, _old: &[&str], _new: &[&str]) {
-        self.rotations.add(1, &[self.pool_named(pool)]);
+    fn rotated(&self, pool: PoolId, _old: &[&str], _new: &[&str]) {
+        self.rotations.add(1, &[self.pool(Some(pool))]);
     }
 
-    fn unknown_kid_refetch(&self, pool: &str) {
-        self.unknown_kid_refetches.add(1, &[self.pool_named(pool)]);
+    fn unknown_kid_refetch(&self, pool: PoolId) {
+        self.unknown_kid_refetches.add(1, &[self.pool(Some(pool))]);
     }
 
-    fn unknown_kid_suppressed(&self, pool: &str) {
-        self.unknown_kid_suppressed.add(1, &[self.pool_named(pool)]);
+    fn unknown_kid_suppressed(&self, pool: PoolId) {
+        self.unknown_kid_suppressed.add(1, &[self.pool(Some(pool))]);
     }
 }
 

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod http;
 pub mod metrics;
 mod propagation;
+pub mod rpc;
 
 use std::io::IsTerminal;
 

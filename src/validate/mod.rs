@@ -26,7 +26,7 @@ pub use token::{Audience, TokenClaims};
 pub use verified::VerifiedToken;
 
 use crate::{
-    config::{Config, TokenUse},
+    config::{Config, PoolId, TokenUse},
     jwks::{KeyStore, SigningAlgorithm},
 };
 
@@ -42,7 +42,7 @@ pub enum ValidationError {
     #[error("the token is {len} bytes; the limit is {max}")]
     TooLarge { len: usize, max: usize },
     #[error("no signing keys have been loaded yet for pool {name:?}")]
-    KeysUnavailable { pool: usize, name: String },
+    KeysUnavailable { pool: PoolId, name: String },
     #[error(transparent)]
     Rejected(#[from] Rejection),
 }

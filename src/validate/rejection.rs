@@ -77,7 +77,7 @@ pub struct Rejection {
     pub reason: Reason,
     pub message: Cow<'static, str>,
     /// The configured pool the token claimed, once the issuer was recognised.
-    pub pool: Option<usize>,
+    pub pool: Option<crate::config::PoolId>,
     /// The header's `kid`, once parsed (for the audit log).
     pub kid: Option<String>,
     /// `sub` and `token_use`, only once the signature was verified.
@@ -102,7 +102,7 @@ impl Rejection {
         }
     }
 
-    pub(crate) fn in_pool(mut self, pool: usize) -> Self {
+    pub(crate) fn in_pool(mut self, pool: crate::config::PoolId) -> Self {
         self.pool = Some(pool);
         self
     }

@@ -13,7 +13,7 @@ use crate::jwks::{KeyFingerprint, KeyLookup};
 /// A token whose signature verified with a key of a configured pool: its
 /// claims are genuine, not yet checked (time, client, token_use).
 pub(super) struct GenuineToken {
-    pub pool: usize,
+    pub pool: crate::config::PoolId,
     pub kid: String,
     pub key_fingerprint: KeyFingerprint,
     /// The pool's key-removal epoch read before the key was looked up.

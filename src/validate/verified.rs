@@ -8,7 +8,7 @@ use crate::config::TokenUse;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
     /// Index of the configured pool that issued the token.
-    pub pool: usize,
+    pub pool: crate::config::PoolId,
     /// The `kid` that verified it: a cached token stops validating once its key is unpublished.
     pub kid: String,
     /// The material of the key that verified it: new material published under
