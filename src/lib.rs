@@ -12,6 +12,8 @@ pub mod dev;
 pub mod grpc;
 pub mod jwks;
 pub mod net;
+pub mod outbound;
+pub mod rate;
 pub mod telemetry;
 pub mod text;
 pub mod userinfo;

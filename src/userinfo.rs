@@ -13,8 +13,12 @@ use tracing::Instrument;
 
 use crate::{
     config::{Config, TokenUse},
-    validate::{Expiring, PerEntryTtl, TokenHash, VerifiedToken},
+    outbound::{self, BodyError},
+    validate::{Expiring, PerEntryTtl, TokenHash, VerifiedToken, ttl_until_exp, unix_now},
 };
+
+/// Largest GetUser answer read: a user's attributes are a few KiB at most.
+const MAX_GET_USER_BYTES: usize = 256 * 1024;
 
 /// Events the profile lookup reports (metrics hang off these), so this layer
 /// knows nothing of telemetry, as [`crate::jwks::KeyStoreObserver`] does for keys.
@@ -100,12 +104,10 @@ impl UserInfoService {
         config: &Config,
         observer: Arc<dyn UserInfoObserver>,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.userinfo.timeout_ms))
-            .connect_timeout(Duration::from_millis(config.jwks.connect_timeout_ms))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("token-validator/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = outbound::client(
+            Duration::from_millis(config.jwks.connect_timeout_ms),
+            Duration::from_millis(config.userinfo.timeout_ms),
+        )?;
         Ok(Self {
             http,
             lookup: config.userinfo.cognito_lookup,
@@ -169,11 +171,8 @@ impl UserInfoService {
                 };
                 self.observer
                     .get_user(outcome, Some(started.elapsed()), false);
-                let now = crate::validate::unix_now();
-                let until_exp =
-                    Duration::from_secs(u64::try_from(token.expires_at() - now).unwrap_or(0));
                 // A zero TTL (token about to expire) expires the entry at once.
-                let ttl = self.cache_ttl.min(until_exp);
+                let ttl = ttl_until_exp(self.cache_ttl, token.expires_at(), unix_now());
                 result.map(|profile| Expiring {
                     value: Arc::new(profile),
                     ttl,
@@ -221,18 +220,18 @@ impl UserInfoService {
             .json(&serde_json::json!({ "AccessToken": access_token }))
             .send()
             .await
-            .map_err(|e| {
-                UserInfoError::Lookup(if e.is_timeout() {
-                    "timed out".into()
-                } else {
-                    e.to_string()
+            .map_err(|e| UserInfoError::Lookup(outbound::error_text(&e)))?;
+        let status = response.status();
+        let body = outbound::read_bounded(response, MAX_GET_USER_BYTES)
+            .await
+            .map_err(|error| {
+                UserInfoError::Lookup(match error {
+                    BodyError::TooLarge => {
+                        format!("answer larger than {MAX_GET_USER_BYTES} bytes")
+                    }
+                    BodyError::Transport(e) => outbound::error_text(&e),
                 })
             })?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| UserInfoError::Lookup(e.to_string()))?;
         if !status.is_success() {
             let error: AwsError = serde_json::from_slice(&body).unwrap_or(AwsError {
                 kind: String::new(),

@@ -13,13 +13,7 @@ use token_validator::{RunningService, dev::SigningKey, grpc::proto::Reason};
 use tonic::Code;
 
 async fn scrape(service: &RunningService) -> String {
-    let addr = service.metrics_addr.unwrap();
-    reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    scrape_metrics(service.metrics_addr.unwrap()).await
 }
 
 fn counter(text: &str, result: &str) -> f64 {

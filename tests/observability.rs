@@ -43,11 +43,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 async fn scrape(addr: std::net::SocketAddr) -> String {
-    let response = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
-    response.text().await.unwrap()
+    scrape_metrics(addr).await
 }
 
 #[tokio::test]

@@ -64,47 +64,26 @@ pub fn token_use(value: i32) -> Result<Option<TokenUse>, Status> {
 }
 
 /// The response's claims. A token nobody else holds (the verified-token cache
-/// is off, or did not keep it) is taken apart without copying its strings.
+/// is off, or did not keep it) is taken apart without copying its strings;
+/// a shared one is copied once.
 pub fn claims(token: Arc<VerifiedToken>) -> proto::Claims {
-    match Arc::try_unwrap(token) {
-        Ok(owned) => {
-            let c = owned.claims;
-            proto::Claims {
-                username: c.cognito_username.or(c.username).unwrap_or_default(),
-                sub: c.sub.unwrap_or_default(),
-                issuer: c.iss,
-                token_use: owned.token_use.as_str().to_string(),
-                client_id: owned.client_id,
-                groups: c.groups.unwrap_or_default(),
-                scopes: owned.scopes,
-                expires_at: c.exp,
-                issued_at: c.iat.unwrap_or_default(),
-                auth_time: c.auth_time.unwrap_or_default(),
-                jti: c.jti.unwrap_or_default(),
-                origin_jti: c.origin_jti.unwrap_or_default(),
-                email: c.email.unwrap_or_default(),
-                json: owned.payload_json,
-            }
-        }
-        Err(shared) => {
-            let c = &shared.claims;
-            proto::Claims {
-                sub: c.sub.clone().unwrap_or_default(),
-                issuer: c.iss.clone(),
-                token_use: shared.token_use.as_str().to_string(),
-                client_id: shared.client_id.clone(),
-                username: shared.username().to_string(),
-                groups: shared.groups().to_vec(),
-                scopes: shared.scopes.clone(),
-                expires_at: c.exp,
-                issued_at: c.iat.unwrap_or_default(),
-                auth_time: c.auth_time.unwrap_or_default(),
-                jti: c.jti.clone().unwrap_or_default(),
-                origin_jti: c.origin_jti.clone().unwrap_or_default(),
-                email: c.email.clone().unwrap_or_default(),
-                json: shared.payload_json.clone(),
-            }
-        }
+    let token = Arc::unwrap_or_clone(token);
+    let c = token.claims;
+    proto::Claims {
+        username: c.cognito_username.or(c.username).unwrap_or_default(),
+        sub: c.sub.unwrap_or_default(),
+        issuer: c.iss,
+        token_use: token.token_use.as_str().to_string(),
+        client_id: token.client_id,
+        groups: c.groups.unwrap_or_default(),
+        scopes: token.scopes,
+        expires_at: c.exp,
+        issued_at: c.iat.unwrap_or_default(),
+        auth_time: c.auth_time.unwrap_or_default(),
+        jti: c.jti.unwrap_or_default(),
+        origin_jti: c.origin_jti.unwrap_or_default(),
+        email: c.email.unwrap_or_default(),
+        json: token.payload_json,
     }
 }
 

@@ -9,14 +9,16 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use tower::{Layer, Service};
+
+use crate::rate::TokenBucket;
 
 /// The layer; see the module docs.
 #[derive(Clone, Copy, Default)]
@@ -147,10 +149,7 @@ impl Caller {
             .peer_certs()
             .and_then(|certs| certs.first().cloned())
         {
-            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf.as_ref());
-            let mut hash = [0u8; 32];
-            hash.copy_from_slice(digest.as_ref());
-            return Some(Caller::Certificate(hash));
+            return Some(Caller::Certificate(crate::rate::sha256(leaf.as_ref())));
         }
         request.remote_addr().map(|addr| Caller::Address(addr.ip()))
     }
@@ -158,14 +157,14 @@ impl Caller {
 
 /// Token buckets per caller, forgotten after a minute of silence.
 struct CallerLimiter {
-    rate: f64,
-    buckets: moka::sync::Cache<Caller, Arc<Mutex<(f64, Instant)>>>,
+    per_sec: u32,
+    buckets: moka::sync::Cache<Caller, Arc<TokenBucket>>,
 }
 
 impl CallerLimiter {
     fn new(per_sec: u32) -> Self {
         Self {
-            rate: f64::from(per_sec),
+            per_sec,
             buckets: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(60))
@@ -174,15 +173,8 @@ impl CallerLimiter {
     }
 
     fn allow(&self, caller: Caller) -> bool {
-        let bucket = self
-            .buckets
-            .get_with(caller, || Arc::new(Mutex::new((self.rate, Instant::now()))));
-        let mut bucket = bucket.lock().expect("not poisoned");
-        let now = Instant::now();
-        let tokens =
-            (bucket.0 + now.duration_since(bucket.1).as_secs_f64() * self.rate).min(self.rate);
-        let allowed = tokens >= 1.0;
-        *bucket = (if allowed { tokens - 1.0 } else { tokens }, now);
-        allowed
+        self.buckets
+            .get_with(caller, || Arc::new(TokenBucket::new(self.per_sec)))
+            .try_take()
     }
 }

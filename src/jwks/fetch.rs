@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use super::keyset::{KeySet, KeySetError};
-use crate::config::JwksConfig;
+use crate::{
+    config::JwksConfig,
+    outbound::{self, BodyError},
+};
 
 /// Why a fetch failed; [`FetchError::kind`] is the bounded label used in metrics.
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +48,10 @@ pub struct JwksFetcher {
 
 impl JwksFetcher {
     pub fn new(config: &JwksConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
-            .timeout(Duration::from_millis(config.fetch_timeout_ms))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("token-validator/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = outbound::client(
+            Duration::from_millis(config.connect_timeout_ms),
+            Duration::from_millis(config.fetch_timeout_ms),
+        )?;
         Ok(Self {
             client,
             max_bytes: config.max_response_bytes,
@@ -64,7 +65,7 @@ impl JwksFetcher {
     }
 
     async fn fetch_body(&self, url: &str) -> Result<Vec<u8>, FetchError> {
-        let mut response = self
+        let response = self
             .client
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
@@ -81,24 +82,14 @@ impl JwksFetcher {
                 return Err(FetchError::NotJson(content_type));
             }
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > self.max_bytes as u64)
-        {
-            return Err(FetchError::TooLarge {
-                max: self.max_bytes,
-            });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            if body.len() + chunk.len() > self.max_bytes {
-                return Err(FetchError::TooLarge {
+        outbound::read_bounded(response, self.max_bytes)
+            .await
+            .map_err(|error| match error {
+                BodyError::TooLarge => FetchError::TooLarge {
                     max: self.max_bytes,
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+                },
+                BodyError::Transport(error) => transport_error(error),
+            })
     }
 }
 
@@ -106,14 +97,6 @@ fn transport_error(error: reqwest::Error) -> FetchError {
     if error.is_timeout() {
         FetchError::Timeout
     } else {
-        // The source chain says why (refused, DNS, TLS); the URL is in the caller's log.
-        let mut text = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(inner) = source {
-            text.push_str(": ");
-            text.push_str(&inner.to_string());
-            source = inner.source();
-        }
-        FetchError::Transport(text)
+        FetchError::Transport(outbound::error_text(&error))
     }
 }

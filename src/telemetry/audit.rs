@@ -8,19 +8,20 @@
 use std::{
     net::SocketAddr,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Instant,
 };
 
 use super::metrics::Metrics;
-use crate::validate::{Rejection, TokenHash, hash_prefix};
+use crate::{
+    rate::TokenBucket,
+    validate::{Rejection, TokenHash, hash_prefix},
+};
 
 /// A rate-limited writer of audit events.
 pub struct AuditLog {
-    rate: f64,
-    bucket: Mutex<(f64, Instant)>,
+    bucket: TokenBucket,
     suppressed: AtomicU64,
     metrics: Arc<Metrics>,
 }
@@ -28,33 +29,17 @@ pub struct AuditLog {
 impl AuditLog {
     /// At most `per_sec` events a second, with bursts of the same size.
     pub fn new(per_sec: u32, metrics: Arc<Metrics>) -> Self {
-        let rate = f64::from(per_sec.max(1));
         Self {
-            rate,
-            bucket: Mutex::new((rate, Instant::now())),
+            bucket: TokenBucket::new(per_sec),
             suppressed: AtomicU64::new(0),
             metrics,
-        }
-    }
-
-    fn admit(&self) -> bool {
-        let mut bucket = self.bucket.lock().expect("not poisoned");
-        let now = Instant::now();
-        let (tokens, last) = *bucket;
-        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.rate);
-        if tokens >= 1.0 {
-            *bucket = (tokens - 1.0, now);
-            true
-        } else {
-            *bucket = (tokens, now);
-            false
         }
     }
 
     /// Whether an event may be written now; if so, how many were dropped
     /// since the last one written.
     fn admit_event(&self) -> Option<u64> {
-        if self.admit() {
+        if self.bucket.try_take() {
             Some(self.suppressed.swap(0, Ordering::Relaxed))
         } else {
             self.suppressed.fetch_add(1, Ordering::Relaxed);

@@ -16,10 +16,15 @@ use crate::config::TokenCacheConfig;
 pub type TokenHash = [u8; 32];
 
 pub fn token_hash(token: &str) -> TokenHash {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut hash = [0u8; 32];
-    hash.copy_from_slice(digest.as_ref());
-    hash
+    crate::rate::sha256(token.as_bytes())
+}
+
+/// How long something derived from a token may be kept: `cap`, and never past
+/// the token's `exp` (zero once it has passed). Every cache of this service
+/// that holds a token's answers uses this one rule.
+pub fn ttl_until_exp(cap: Duration, exp: i64, now: i64) -> Duration {
+    let until_exp = u64::try_from(exp.saturating_sub(now)).unwrap_or(0);
+    Duration::from_secs(until_exp).min(cap)
 }
 
 /// The first 12 hex characters of the hash: enough to correlate log lines, useless to an attacker.
@@ -103,8 +108,7 @@ impl TokenCache {
 
     /// Caches a verified token until min(exp, max_ttl); `now` is unix seconds.
     pub fn insert(&self, hash: TokenHash, token: Arc<VerifiedToken>, now: i64) {
-        let until_exp = u64::try_from(token.expires_at().saturating_sub(now)).unwrap_or(0);
-        let ttl = Duration::from_secs(until_exp).min(self.max_ttl);
+        let ttl = ttl_until_exp(self.max_ttl, token.expires_at(), now);
         if ttl.is_zero() {
             return;
         }

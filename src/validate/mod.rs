@@ -19,7 +19,9 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-pub use cache::{Expiring, PerEntryTtl, TokenCache, TokenHash, hash_prefix, token_hash};
+pub use cache::{
+    Expiring, PerEntryTtl, TokenCache, TokenHash, hash_prefix, token_hash, ttl_until_exp,
+};
 pub use policy::Policy;
 pub use rejection::{Reason, Rejection};
 pub use token::{Audience, TokenClaims};

@@ -396,12 +396,11 @@ where
 
 /// The Prometheus text of a metrics port.
 pub async fn scrape_metrics(addr: SocketAddr) -> String {
-    reqwest::get(format!("http://{addr}/metrics"))
+    let response = reqwest::get(format!("http://{addr}/metrics"))
         .await
-        .expect("the metrics port answers")
-        .text()
-        .await
-        .expect("a text body")
+        .expect("the metrics port answers");
+    assert!(response.status().is_success(), "{}", response.status());
+    response.text().await.expect("a text body")
 }
 
 /// The summed value of every series of `name` whose labels contain `label` (e.g. `pool="main"`).
