@@ -122,7 +122,14 @@ async fn jwks_down_then_back_on_the_same_port() {
     let service = start_service(config).await;
     let fetched = jwks.fetches();
     jwks.stop();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A refresh was tried and failed while the server was down: proven by the
+    // failure counter, not by waiting long enough.
+    let failures = |text: &str| counter(text, "http_error") + counter(text, "timeout");
+    let failed_before = failures(&scrape(&service).await);
+    assert!(
+        eventually(|| async { failures(&scrape(&service).await) > failed_before }).await,
+        "no failed fetch was recorded while the server was down"
+    );
     assert_eq!(jwks.fetches(), fetched, "a stopped server answered");
     jwks.restart().await;
     assert!(

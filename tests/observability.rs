@@ -356,8 +356,23 @@ async fn spans_and_metrics_reach_an_otlp_receiver_without_the_token() {
     })
     .await;
     assert!(metrics_arrived, "metrics did not arrive over OTLP");
-    // Let the batch processor flush the child spans too.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The batch processor exports the child spans too: wait for them, not for a time.
+    let children_arrived = eventually(|| async {
+        let traces = receiver.traces.lock().unwrap().clone();
+        let names: Vec<String> = traces
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .filter(|s| s.trace_id == wanted)
+            .map(|s| s.name.clone())
+            .collect();
+        ["jwks.key_lookup", "jwt.verify_signature"]
+            .iter()
+            .all(|child| names.iter().any(|n| n == child))
+    })
+    .await;
+    assert!(children_arrived, "the child spans did not arrive over OTLP");
 
     let traces = receiver.traces.lock().unwrap().clone();
     let resource = traces[0].resource_spans[0].resource.as_ref().unwrap();
