@@ -8,7 +8,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{
     config::Config,
-    grpc::{GrpcServer, Listener, tls::TlsSource},
+    grpc::{GrpcServer, Listener, TokenValidatorService, tls::TlsSource},
     jwks::KeyStore,
     telemetry::{audit::AuditLog, metrics::Metrics},
     userinfo::UserInfoService,
@@ -21,10 +21,10 @@ pub struct App {
     pub config: Arc<Config>,
     pub keys: Arc<KeyStore>,
     pub validator: Arc<Validator>,
-    pub userinfo: Arc<UserInfoService>,
     pub metrics: Arc<Metrics>,
-    pub audit: Arc<AuditLog>,
-    pub tls: Option<Arc<TlsSource>>,
+    /// The TokenValidator service, built once here with what it needs.
+    service: Arc<TokenValidatorService>,
+    tls: Option<Arc<TlsSource>>,
 }
 
 /// The bound sockets of a service.
@@ -51,13 +51,19 @@ impl App {
             .as_ref()
             .map(|tls| TlsSource::load(tls, audit.clone()))
             .transpose()?;
+        let service = Arc::new(TokenValidatorService::new(
+            validator.clone(),
+            userinfo,
+            metrics.clone(),
+            audit,
+            &config.server,
+        ));
         Ok(Self {
             config: Arc::new(config),
             keys,
             validator,
-            userinfo,
             metrics,
-            audit,
+            service,
             tls,
         })
     }
@@ -87,27 +93,41 @@ impl App {
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let refresh = self.keys.spawn_refresh_tasks();
-        let (side_stop, side_stopped) = tokio::sync::oneshot::channel::<()>();
+        // One drain signal for both ports: `shutdown` sets it.
+        let (drain, drained) = tokio::sync::watch::channel(false);
+        let draining = move || {
+            let mut drained = drained.clone();
+            async move {
+                let _ = drained.wait_for(|drain| *drain).await;
+            }
+        };
         let side_port = listeners.metrics.map(|listener| {
             let config = self.config.metrics.clone();
             let (metrics, keys) = (self.metrics.clone(), self.keys.clone());
+            let drained = draining();
             tokio::spawn(async move {
-                crate::telemetry::http::serve(listener, &config, metrics, keys, async {
-                    let _ = side_stopped.await;
-                })
-                .await
+                crate::telemetry::http::serve(listener, &config, metrics, keys, drained).await
             })
         });
         let server = GrpcServer::new(
-            self.validator,
-            self.userinfo,
-            self.metrics,
-            self.audit,
+            self.service,
+            self.keys.clone(),
             self.tls,
+            self.metrics,
             self.config.server.clone(),
         );
-        let result = server.serve(listeners.grpc, shutdown).await;
-        let _ = side_stop.send(());
+        let serving = server.serve(listeners.grpc, draining());
+        let signal = async {
+            shutdown.await;
+            drain.send_replace(true);
+            std::future::pending::<()>().await
+        };
+        let result = tokio::select! {
+            result = serving => result,
+            () = signal => unreachable!("the signal never completes"),
+        };
+        // The gRPC server may also have stopped on its own (an error): drain the side port too.
+        drain.send_replace(true);
         if let Some(side_port) = side_port {
             let _ = side_port.await;
         }

@@ -356,23 +356,34 @@ async fn spans_and_metrics_reach_an_otlp_receiver_without_the_token() {
     })
     .await;
     assert!(metrics_arrived, "metrics did not arrive over OTLP");
-    // The batch processor exports the child spans too: wait for them, not for a time.
-    let children_arrived = eventually(|| async {
+    // The batch processor exports every span checked below: wait for them all
+    // (the child spans, the refetch, the rejected call), not for a time.
+    let refetch_id = hex_trace(refetch_trace);
+    let all_arrived = eventually(|| async {
         let traces = receiver.traces.lock().unwrap().clone();
-        let names: Vec<String> = traces
+        let spans: Vec<_> = traces
             .iter()
             .flat_map(|r| &r.resource_spans)
             .flat_map(|r| &r.scope_spans)
             .flat_map(|s| &s.spans)
-            .filter(|s| s.trace_id == wanted)
-            .map(|s| s.name.clone())
+            .map(|s| {
+                (
+                    s.trace_id.clone(),
+                    s.name.clone(),
+                    attribute(&s.attributes, "reason"),
+                )
+            })
             .collect();
-        ["jwks.key_lookup", "jwt.verify_signature"]
-            .iter()
-            .all(|child| names.iter().any(|n| n == child))
+        let has = |trace: &[u8], name: &str| spans.iter().any(|(t, n, _)| t == trace && n == name);
+        has(&wanted, "jwks.key_lookup")
+            && has(&wanted, "jwt.verify_signature")
+            && has(&refetch_id, "jwks.fetch")
+            && spans
+                .iter()
+                .any(|(_, n, reason)| n.ends_with("/ValidateToken") && reason.is_some())
     })
     .await;
-    assert!(children_arrived, "the child spans did not arrive over OTLP");
+    assert!(all_arrived, "the spans did not all arrive over OTLP");
 
     let traces = receiver.traces.lock().unwrap().clone();
     let resource = traces[0].resource_spans[0].resource.as_ref().unwrap();

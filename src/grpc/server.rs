@@ -5,11 +5,15 @@
 //! pool has keys, and again as soon as shutdown starts, so load balancers stop
 //! sending before in-flight calls end.
 
-use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
+use std::{future::Future, path::PathBuf, pin::Pin, sync::Arc, time::Duration};
 
-use tokio::net::{TcpListener, TcpStream, UnixListener};
-use tonic::transport::Server;
+use tokio::{
+    net::{TcpListener, TcpStream, UnixListener},
+    task::JoinHandle,
+};
+use tonic::transport::{Server, server::Router};
 use tonic_health::ServingStatus;
+use tower::layer::util::{Identity, Stack};
 
 use super::{
     health::Health, limits::OversizeIsInvalidArgument, proto, service::TokenValidatorService,
@@ -17,10 +21,8 @@ use super::{
 };
 use crate::{
     config::{ListenAddr, ServerConfig},
-    net::{ConnectionLimits, Deadlines, accept},
-    telemetry::{audit::AuditLog, metrics::Metrics},
-    userinfo::UserInfoService,
-    validate::Validator,
+    jwks::KeyStore,
+    net::{ConnectionLimits, ConnectionObserver, Deadlines, accept},
 };
 
 /// A bound listening socket, TCP or Unix.
@@ -80,31 +82,40 @@ async fn remove_stale_socket(path: &std::path::Path) -> std::io::Result<()> {
     std::fs::remove_file(path)
 }
 
-/// The gRPC server with everything it serves.
+/// The layers every call passes, outermost last (tonic stacks them so).
+type Layers = Stack<OversizeIsInvalidArgument, Stack<CountUnreadAnswers, Identity>>;
+
+/// A started server: its future, the switch that stops it accepting, and
+/// the tasks that feed it (accept loop, TLS reloader).
+struct Started {
+    serving: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    background: Vec<JoinHandle<()>>,
+}
+
+/// The gRPC server: the TokenValidator service (built by the caller), health,
+/// reflection, the connection bounds and TLS.
 pub struct GrpcServer {
-    validator: Arc<Validator>,
-    userinfo: Arc<UserInfoService>,
-    metrics: Arc<Metrics>,
-    audit: Arc<AuditLog>,
+    service: Arc<TokenValidatorService>,
+    keys: Arc<KeyStore>,
     tls: Option<Arc<TlsSource>>,
+    observer: Arc<dyn ConnectionObserver>,
     config: ServerConfig,
 }
 
 impl GrpcServer {
     pub fn new(
-        validator: Arc<Validator>,
-        userinfo: Arc<UserInfoService>,
-        metrics: Arc<Metrics>,
-        audit: Arc<AuditLog>,
+        service: Arc<TokenValidatorService>,
+        keys: Arc<KeyStore>,
         tls: Option<Arc<TlsSource>>,
+        observer: Arc<dyn ConnectionObserver>,
         config: ServerConfig,
     ) -> Self {
         Self {
-            validator,
-            userinfo,
-            metrics,
-            audit,
+            service,
+            keys,
             tls,
+            observer,
             config,
         }
     }
@@ -122,45 +133,56 @@ impl GrpcServer {
                 idle: None,
                 lifetime: None,
             },
-            self.metrics.clone(),
+            self.observer.clone(),
         )
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then stops accepting, lets
+    /// Serves on `listener` until `drain` resolves, then stops accepting, lets
     /// in-flight calls finish for up to `shutdown_grace_secs`, and returns.
     pub async fn serve(
         self,
         listener: Listener,
-        shutdown: impl Future<Output = ()>,
+        drain: impl Future<Output = ()>,
     ) -> Result<(), tonic::transport::Error> {
-        let (health, health_service) = Health::new(self.validator.key_store().clone()).await;
+        let (health, health_service) = Health::new(self.keys.clone()).await;
         let readiness = health.spawn_watchers();
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .expect("the embedded descriptor sets are valid");
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()
-            .expect("the embedded descriptor sets are valid");
+        let router = self.router(health_service);
+        let mut started = self.start(router, listener);
+        tokio::select! {
+            result = &mut started.serving => {
+                started.background.iter().chain(&readiness).for_each(|t| t.abort());
+                return result;
+            }
+            () = drain => {}
+        }
+        // A pool whose keys arrive during the drain must not turn SERVING again.
+        readiness.iter().for_each(|t| t.abort());
+        health.set_all(ServingStatus::NotServing).await;
+        self.drain(started).await
+    }
+
+    /// Every service behind the server's layers and HTTP/2 settings.
+    fn router(
+        &self,
+        health: tonic_health::pb::health_server::HealthServer<
+            impl tonic_health::pb::health_server::Health,
+        >,
+    ) -> Router<Layers> {
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
         let service =
-            proto::token_validator_server::TokenValidatorServer::new(TokenValidatorService::new(
-                self.validator.clone(),
-                self.userinfo.clone(),
-                self.metrics.clone(),
-                self.audit.clone(),
-                &self.config,
-            ))
-            .max_decoding_message_size(self.config.max_request_bytes);
+            proto::token_validator_server::TokenValidatorServer::from_arc(self.service.clone())
+                .max_decoding_message_size(self.config.max_request_bytes);
         let mut builder = Server::builder();
         if self.config.max_connection_age_secs > 0 {
             builder = builder
                 .max_connection_age(Duration::from_secs(self.config.max_connection_age_secs))
                 .max_connection_age_grace(Duration::from_secs(self.config.shutdown_grace_secs));
         }
-        let router = builder
+        builder
             .layer(CountUnreadAnswers)
             .layer(OversizeIsInvalidArgument)
             .tcp_nodelay(true)
@@ -171,27 +193,35 @@ impl GrpcServer {
                 self.config.http2_keepalive_timeout_secs,
             )))
             .max_concurrent_streams(self.config.max_concurrent_streams)
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(service);
+            .add_service(health)
+            .add_service(
+                reflection()
+                    .build_v1()
+                    .expect("the embedded descriptor sets are valid"),
+            )
+            .add_service(
+                reflection()
+                    .build_v1alpha()
+                    .expect("the embedded descriptor sets are valid"),
+            )
+            .add_service(service)
+    }
 
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    /// Starts accepting on `listener` (TCP, TCP with TLS, or Unix) and serving.
+    fn start(&self, router: Router<Layers>, listener: Listener) -> Started {
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let stopped = async {
             let _ = stop_rx.await;
         };
         let limits = self.connection_limits();
         let mut background = Vec::new();
-        let mut serving: std::pin::Pin<
-            Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
-        > = match (listener, &self.tls) {
+        let serving: Pin<Box<dyn Future<Output = _> + Send>> = match (listener, &self.tls) {
             (Listener::Tcp(listener), Some(tls)) => {
                 let source = tls.clone();
                 let (incoming, accept) = accept::spawn(listener, limits, move |tcp| {
                     super::tls::handshake(source.clone(), tcp)
                 });
-                background.push(accept);
-                background.push(tls.spawn_reloader());
+                background.extend([accept, tls.spawn_reloader()]);
                 Box::pin(router.serve_with_incoming_shutdown(coalesced(incoming), stopped))
             }
             (Listener::Tcp(listener), None) => {
@@ -209,37 +239,33 @@ impl GrpcServer {
                 Box::pin(router.serve_with_incoming_shutdown(coalesced(incoming), stopped))
             }
         };
-        tokio::select! {
-            result = &mut serving => {
-                background.iter().chain(&readiness).for_each(|t| t.abort());
-                return result;
-            }
-            () = shutdown => {}
+        Started {
+            serving,
+            stop,
+            background,
         }
-        // A pool whose keys arrive during the drain must not turn SERVING again.
-        readiness.iter().for_each(|t| t.abort());
-        health.set_all(ServingStatus::NotServing).await;
+    }
+
+    /// Health already says NOT_SERVING: keep serving for `shutdown_delay_ms`
+    /// while callers notice, then stop accepting and give in-flight calls
+    /// `shutdown_grace_secs`.
+    async fn drain(&self, mut started: Started) -> Result<(), tonic::transport::Error> {
         let delay = Duration::from_millis(self.config.shutdown_delay_ms);
         tracing::info!(
             delay_ms = self.config.shutdown_delay_ms,
             grace_secs = self.config.shutdown_grace_secs,
             "shutting down: NOT_SERVING, then draining in-flight calls"
         );
-        if !delay.is_zero() {
-            // Keep serving normally while callers notice NOT_SERVING.
-            if let Ok(result) = tokio::time::timeout(delay, &mut serving).await {
-                return result;
-            }
-        }
-        let _ = stop_tx.send(());
-        // Stop accepting: new connections are refused at once, not queued.
-        background.iter().for_each(|t| t.abort());
-        match tokio::time::timeout(
-            Duration::from_secs(self.config.shutdown_grace_secs),
-            serving,
-        )
-        .await
+        if !delay.is_zero()
+            && let Ok(result) = tokio::time::timeout(delay, &mut started.serving).await
         {
+            return result;
+        }
+        let _ = started.stop.send(());
+        // Stop accepting: new connections are refused at once, not queued.
+        started.background.iter().for_each(|t| t.abort());
+        let grace = Duration::from_secs(self.config.shutdown_grace_secs);
+        match tokio::time::timeout(grace, started.serving).await {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!("shutdown grace period elapsed with calls still in flight");
