@@ -8,6 +8,16 @@ use super::{Config, ConfigError, ListenAddr, invalid};
 impl Config {
     /// Checks every value that could make the service misbehave later.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_pools()?;
+        self.check_validation()?;
+        self.check_jwks()?;
+        self.check_side_port_and_tls()?;
+        self.check_limits()?;
+        Ok(())
+    }
+
+    /// The listen address and the pools: names and issuers unique, ids and URLs well formed.
+    fn check_pools(&self) -> Result<(), ConfigError> {
         ListenAddr::parse(&self.listen)?;
         if self.pools.is_empty() {
             return Err(invalid(
@@ -84,6 +94,11 @@ impl Config {
                 )?;
             }
         }
+        Ok(())
+    }
+
+    /// Algorithms (RSA only), clock bounds and token size.
+    fn check_validation(&self) -> Result<(), ConfigError> {
         if self.validation.algorithms.is_empty() {
             return Err(invalid(
                 "validation.algorithms",
@@ -120,6 +135,11 @@ impl Config {
         if self.validation.max_token_bytes == 0 {
             return Err(invalid("validation.max_token_bytes", "must be > 0"));
         }
+        Ok(())
+    }
+
+    /// Key fetching: timeouts, back-off, waiters, body size.
+    fn check_jwks(&self) -> Result<(), ConfigError> {
         if self.jwks.refresh_interval_secs == 0 {
             return Err(invalid("jwks.refresh_interval_secs", "must be > 0"));
         }
@@ -143,6 +163,11 @@ impl Config {
         if self.jwks.max_response_bytes < 1024 {
             return Err(invalid("jwks.max_response_bytes", "must be at least 1024"));
         }
+        Ok(())
+    }
+
+    /// The metrics port's address and the TLS files.
+    fn check_side_port_and_tls(&self) -> Result<(), ConfigError> {
         if self.metrics.enabled {
             self.metrics.listen.parse::<SocketAddr>().map_err(|_| {
                 invalid(
@@ -179,6 +204,11 @@ impl Config {
                 return Err(invalid("tls.reload_interval_secs", "must be > 0"));
             }
         }
+        Ok(())
+    }
+
+    /// Server limits and timeouts, the audit rate, GetUser's timeout: each within its range.
+    fn check_limits(&self) -> Result<(), ConfigError> {
         if self.server.http2_keepalive_interval_secs == 0
             || self.server.http2_keepalive_timeout_secs == 0
         {

@@ -216,35 +216,7 @@ impl IssuerState {
             .map(String::from)
             .to_vec()
         });
-        let mut users = self.users.lock().expect("not poisoned");
-        let user = users.entry(username.clone()).or_insert_with(|| User {
-            sub: random_id(),
-            attributes: BTreeMap::new(),
-        });
-        let mut attributes = BTreeMap::from([
-            ("sub".to_string(), user.sub.clone()),
-            (
-                "email".to_string(),
-                request
-                    .email
-                    .clone()
-                    .unwrap_or_else(|| format!("{username}@example.com")),
-            ),
-            ("email_verified".to_string(), "true".to_string()),
-            (
-                "preferred_username".to_string(),
-                request.preferred_username.clone().unwrap_or_else(|| {
-                    if username == DEV_USERNAME {
-                        "Dev User".into()
-                    } else {
-                        username.clone()
-                    }
-                }),
-            ),
-        ]);
-        attributes.extend(request.attributes.clone());
-        user.attributes = attributes.clone();
-        drop(users);
+        let attributes = self.remember_user(&username, request);
 
         // What both tokens of one sign-in share; each adds its own claims.
         let session = json!({
@@ -288,6 +260,40 @@ impl IssuerState {
             id_token: self.key.sign_claims(&id_claims),
             access_token: self.key.sign_claims(&access_claims),
         }
+    }
+
+    /// The user's attributes for this mint (defaults, then the request's),
+    /// remembered for GetUser; a new user gets a new `sub`.
+    fn remember_user(&self, username: &str, request: &MintRequest) -> BTreeMap<String, String> {
+        let mut users = self.users.lock().expect("not poisoned");
+        let user = users.entry(username.to_string()).or_insert_with(|| User {
+            sub: random_id(),
+            attributes: BTreeMap::new(),
+        });
+        let mut attributes = BTreeMap::from([
+            ("sub".to_string(), user.sub.clone()),
+            (
+                "email".to_string(),
+                request
+                    .email
+                    .clone()
+                    .unwrap_or_else(|| format!("{username}@example.com")),
+            ),
+            ("email_verified".to_string(), "true".to_string()),
+            (
+                "preferred_username".to_string(),
+                request.preferred_username.clone().unwrap_or_else(|| {
+                    if username == DEV_USERNAME {
+                        "Dev User".into()
+                    } else {
+                        username.to_string()
+                    }
+                }),
+            ),
+        ]);
+        attributes.extend(request.attributes.clone());
+        user.attributes = attributes.clone();
+        attributes
     }
 
     /// Makes GetUser refuse this access token from now on (like Cognito's RevokeToken/GlobalSignOut).

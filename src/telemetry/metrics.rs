@@ -8,7 +8,7 @@
 //! `token_validator.` prefix otherwise.
 
 use std::{
-    sync::{Arc, OnceLock, Weak, atomic::Ordering::Relaxed},
+    sync::{Arc, OnceLock, atomic::Ordering::Relaxed},
     time::Duration,
 };
 
@@ -20,12 +20,16 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 use super::rpc::{PerCallCounts, RpcNames, per_call_instruments};
 
+mod gauges;
+mod jwks;
+
+use jwks::JwksInstruments;
+
 use crate::{
     config::{Config, PoolId, TokenUse},
-    jwks::{FetchError, KeySet, KeyStore, KeyStoreObserver},
     net::ConnectionObserver,
     userinfo::UserInfoObserver,
-    validate::{Outcome, ValidationError, Validator},
+    validate::{Outcome, ValidationError},
 };
 
 /// Latency buckets in seconds: fine below a millisecond (cache hits take
@@ -46,11 +50,7 @@ pub struct Metrics {
     pub(super) per_call: Arc<PerCallCounts>,
     pub(super) bound: BoundSeries,
     pub(super) rpcs: RpcNames,
-    jwks_fetches: Counter<u64>,
-    jwks_fetch_duration: Histogram<f64>,
-    unknown_kid_refetches: Counter<u64>,
-    unknown_kid_suppressed: Counter<u64>,
-    rotations: Counter<u64>,
+    jwks: JwksInstruments,
     get_user_lookups: Counter<u64>,
     get_user_duration: Histogram<f64>,
     get_user_cache_hits: Counter<u64>,
@@ -114,13 +114,14 @@ impl Metrics {
         let kv = |key: &'static str, value: &'static str| KeyValue::new(key, value);
         for pool in &self.pools {
             for result in ["ok", "http_error", "timeout", "invalid"] {
-                self.jwks_fetches
+                self.jwks
+                    .fetches
                     .add(0, &[pool.clone(), kv("result", result)]);
             }
             for counter in [
-                &self.unknown_kid_refetches,
-                &self.unknown_kid_suppressed,
-                &self.rotations,
+                &self.jwks.unknown_kid_refetches,
+                &self.jwks.unknown_kid_suppressed,
+                &self.jwks.rotations,
             ] {
                 counter.add(0, std::slice::from_ref(pool));
             }
@@ -203,26 +204,7 @@ impl Metrics {
                 rpc_ok_duration: rpcs.methods.iter().map(|_| OnceLock::new()).collect(),
                 valid: config.pools.iter().map(|_| Default::default()).collect(),
             },
-            jwks_fetches: counter(
-                "token_validator.jwks.fetches",
-                "JWKS fetches, by pool and result (ok/http_error/timeout/invalid)",
-            ),
-            jwks_fetch_duration: latency(
-                "token_validator.jwks.fetch.duration",
-                "JWKS fetch time, by pool",
-            ),
-            unknown_kid_refetches: counter(
-                "token_validator.jwks.unknown_kid_refetches",
-                "Refetches triggered by an unknown kid, by pool",
-            ),
-            unknown_kid_suppressed: counter(
-                "token_validator.jwks.unknown_kid_suppressed",
-                "Unknown-kid misses answered without a fetch (cooldown or remembered kid), by pool",
-            ),
-            rotations: counter(
-                "token_validator.jwks.rotations",
-                "Key sets replaced by one with other kids, by pool",
-            ),
+            jwks: JwksInstruments::new(&counter, &latency),
             get_user_lookups: counter(
                 "token_validator.get_user.lookups",
                 "Cognito GetUser calls, by result (ok/not_authorized/error)",
@@ -254,88 +236,6 @@ impl Metrics {
             provider,
             registry,
         }
-    }
-
-    /// Registers the gauges read from live state (cache size, keys, key age).
-    /// Weak references: the gauges never keep the service alive.
-    pub fn observe(&self, validator: &Arc<Validator>) {
-        let meter = self.provider.meter("token-validator");
-        let pools = self.pools.clone();
-        let keys: Weak<KeyStore> = Arc::downgrade(validator.key_store());
-        let weak_validator = Arc::downgrade(validator);
-        let _ = meter
-            .u64_observable_gauge("token_validator.token_cache.entries")
-            .with_description("Verified tokens cached")
-            .with_callback({
-                let validator = weak_validator.clone();
-                move |gauge| {
-                    if let Some(cache) = validator
-                        .upgrade()
-                        .and_then(|v| v.cache().map(|c| c.entry_count()))
-                    {
-                        gauge.observe(cache, &[]);
-                    }
-                }
-            })
-            .build();
-        let _ = meter
-            .u64_observable_gauge("token_validator.token_cache.weighted_size")
-            .with_unit("By")
-            .with_description("Summed weight of cached verified tokens")
-            .with_callback(move |gauge| {
-                if let Some(size) = weak_validator
-                    .upgrade()
-                    .and_then(|v| v.cache().map(|c| c.weighted_size()))
-                {
-                    gauge.observe(size, &[]);
-                }
-            })
-            .build();
-        let _ = meter
-            .u64_observable_gauge("token_validator.jwks.keys")
-            .with_description("Usable keys per pool")
-            .with_callback({
-                let keys = keys.clone();
-                let pools = pools.clone();
-                move |gauge| {
-                    if let Some(keys) = keys.upgrade() {
-                        for (i, pool) in pools.iter().enumerate() {
-                            gauge.observe(keys.key_count(i) as u64, std::slice::from_ref(pool));
-                        }
-                    }
-                }
-            })
-            .build();
-        let _ = meter
-            .u64_observable_gauge("token_validator.pool.ready")
-            .with_description("1 once the pool has keys, else 0 (its tokens answer UNAVAILABLE)")
-            .with_callback({
-                let keys = keys.clone();
-                let pools = pools.clone();
-                move |gauge| {
-                    if let Some(keys) = keys.upgrade() {
-                        for (i, pool) in pools.iter().enumerate() {
-                            let ready = u64::from(keys.pool_has_keys(i));
-                            gauge.observe(ready, std::slice::from_ref(pool));
-                        }
-                    }
-                }
-            })
-            .build();
-        let _ = meter
-            .f64_observable_gauge("token_validator.jwks.key_age")
-            .with_unit("s")
-            .with_description("Seconds since the last successful JWKS fetch, per pool")
-            .with_callback(move |gauge| {
-                if let Some(keys) = keys.upgrade() {
-                    for (i, pool) in pools.iter().enumerate() {
-                        if let Some(age) = keys.key_age(i) {
-                            gauge.observe(age.as_secs_f64(), std::slice::from_ref(pool));
-                        }
-                    }
-                }
-            })
-            .build();
     }
 
     /// The Prometheus text exposition of every instrument.
@@ -431,32 +331,6 @@ impl Metrics {
 
     pub fn record_audit_suppressed(&self) {
         self.audit_suppressed.add(1, &[]);
-    }
-}
-
-impl KeyStoreObserver for Metrics {
-    fn fetched(&self, pool: PoolId, result: Result<&KeySet, &FetchError>, elapsed: Duration) {
-        let pool = self.pool(Some(pool));
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(error) => error.kind(),
-        };
-        self.jwks_fetches
-            .add(1, &[pool.clone(), KeyValue::new("result", outcome)]);
-        self.jwks_fetch_duration
-            .record(elapsed.as_secs_f64(), &[pool]);
-    }
-
-    fn rotated(&self, pool: PoolId, _old: &[&str], _new: &[&str]) {
-        self.rotations.add(1, &[self.pool(Some(pool))]);
-    }
-
-    fn unknown_kid_refetch(&self, pool: PoolId) {
-        self.unknown_kid_refetches.add(1, &[self.pool(Some(pool))]);
-    }
-
-    fn unknown_kid_suppressed(&self, pool: PoolId) {
-        self.unknown_kid_suppressed.add(1, &[self.pool(Some(pool))]);
     }
 }
 
