@@ -5,19 +5,21 @@
 //! Cognito GetUser → profile) → [`grpc`] (the service at the edge), with
 //! [`telemetry`] beside and [`dev`] as the embedded local issuer.
 
-pub mod app;
+// The public modules are what the binary, the tests, the benches and the fuzz
+// target use; the rest is the crate's own.
+mod app;
 pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod grpc;
 pub mod jwks;
-pub mod net;
-pub mod outbound;
-pub mod rate;
+pub(crate) mod net;
+pub(crate) mod outbound;
+pub(crate) mod rate;
 pub mod telemetry;
-pub mod text;
+pub(crate) mod text;
 pub mod userinfo;
 pub mod validate;
 
-pub use app::{App, RunningService};
+pub use app::{App, Listeners, RunningService};
 pub use config::Config;

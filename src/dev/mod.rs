@@ -316,6 +316,9 @@ pub const OFFLINE_ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us
 /// HTTP): for fuzzing, property tests and micro-benchmarks. Its JWKS URL is a
 /// closed loopback port, so an unknown-kid refetch fails fast. Validating needs
 /// a Tokio runtime (a refetch runs as a task). Token cache off: every call checks.
+/// Hidden from the docs: a harness for the fuzz target, property tests and
+/// benches, not a way to run the service.
+#[doc(hidden)]
 pub fn offline_app(keys: &[&SigningKey]) -> anyhow::Result<crate::App> {
     let mut config = Config {
         listen: "127.0.0.1:0".into(),

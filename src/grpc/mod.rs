@@ -3,7 +3,7 @@
 //! CLI uses. Only this module knows tonic types; errors become statuses here, once.
 
 pub mod client;
-pub mod codec;
+pub(crate) mod codec;
 mod convert;
 pub mod health;
 mod limits;

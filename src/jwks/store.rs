@@ -290,6 +290,11 @@ impl KeyStore {
 
     /// Replaces the pool's key set (logging skipped keys and rotations) and
     /// updates readiness. Callers fetched and parsed `set` already.
+    ///
+    /// Public only for the micro-benchmarks and [`crate::dev::offline_app`]
+    /// (fuzzing, property tests), which install keys without HTTP; hidden from
+    /// the docs because no service caller should.
+    #[doc(hidden)]
     pub fn install(&self, pool: PoolId, set: KeySet) {
         let entry = &self.pools[pool];
         let previous = self.sets.get(&pool);
