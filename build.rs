@@ -15,6 +15,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Smaller per-call buffers than tonic's default (src/grpc/codec.rs).
         .codec_path("crate::grpc::codec::SmallBufferCodec")
+        // The CLI's --json output is these messages, serialized as they are
+        // (src/cli/json.rs names the two fields JSON shows differently).
+        .type_attribute(".tokenvalidator.v1.Claims", "#[derive(serde::Serialize)]")
+        .type_attribute(
+            ".tokenvalidator.v1.GetUserInfoResponse",
+            "#[derive(serde::Serialize)]",
+        )
+        .field_attribute(
+            ".tokenvalidator.v1.Claims.json",
+            "#[serde(serialize_with = \"crate::cli::json::embedded_json\")]",
+        )
+        .field_attribute(
+            ".tokenvalidator.v1.GetUserInfoResponse.source",
+            "#[serde(serialize_with = \"crate::cli::json::user_info_source\")]",
+        )
         .build_server(true)
         .build_client(true)
         .compile_fds(descriptors)?;

@@ -46,16 +46,7 @@ pub(super) async fn validate(
             let reason =
                 proto::Reason::try_from(answer.reason).map_or("UNKNOWN", |r| r.as_str_name());
             if json_output {
-                let claims = answer.claims.as_ref().map(|c| {
-                    json!({
-                        "sub": c.sub, "issuer": c.issuer, "token_use": c.token_use,
-                        "client_id": c.client_id, "username": c.username, "groups": c.groups,
-                        "scopes": c.scopes, "expires_at": c.expires_at, "issued_at": c.issued_at,
-                        "auth_time": c.auth_time, "jti": c.jti, "origin_jti": c.origin_jti,
-                        "email": c.email,
-                        "json": serde_json::from_str::<serde_json::Value>(&c.json).unwrap_or_default(),
-                    })
-                });
+                let claims = answer.claims.as_ref();
                 println!(
                     "{}",
                     json!({"valid": answer.valid, "reason": reason, "message": answer.message, "claims": claims})
@@ -96,16 +87,7 @@ pub(super) async fn userinfo(token: String, addr: String, json_output: bool) -> 
     .await;
     match result {
         Ok(Ok(info)) => {
-            let source =
-                proto::UserInfoSource::try_from(info.source).map_or("UNKNOWN", |s| s.as_str_name());
-            let value = json!({
-                "sub": info.sub, "username": info.username,
-                "preferred_username": info.preferred_username, "email": info.email,
-                "email_verified": info.email_verified, "phone_number": info.phone_number,
-                "phone_number_verified": info.phone_number_verified, "name": info.name,
-                "given_name": info.given_name, "family_name": info.family_name,
-                "groups": info.groups, "attributes": info.attributes, "source": source,
-            });
+            let value = serde_json::to_value(&info).unwrap_or_default();
             if json_output {
                 println!("{value}");
             } else {

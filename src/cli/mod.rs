@@ -9,6 +9,7 @@
 
 mod client_commands;
 mod dev_command;
+pub mod json;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
