@@ -25,7 +25,7 @@ const MAX_GET_USER_BYTES: usize = 256 * 1024;
 pub trait UserInfoObserver: Send + Sync {
     /// A GetUser call ended (`result`: `ok`, `not_authorized`, `error`) after
     /// `elapsed`, or (`cache_hit`) its cached answer was used.
-    fn get_user(&self, _result: &'static str, _elapsed: Option<Duration>, _cache_hit: bool) {}
+    fn get_user(&self, result: &'static str, elapsed: Option<Duration>, cache_hit: bool);
 }
 
 /// Where a profile came from.
@@ -189,32 +189,9 @@ impl UserInfoService {
         access_token: &str,
         token: &VerifiedToken,
     ) -> Result<UserProfile, UserInfoError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Attribute {
-            name: String,
-            #[serde(default)]
-            value: String,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct GetUserResponse {
-            username: String,
-            #[serde(default)]
-            user_attributes: Vec<Attribute>,
-        }
-        #[derive(Deserialize)]
-        struct AwsError {
-            #[serde(rename = "__type", default)]
-            kind: String,
-            #[serde(default, alias = "Message")]
-            message: String,
-        }
-
-        let endpoint = &self.endpoints[token.pool];
         let response = self
             .http
-            .post(endpoint)
+            .post(&self.endpoints[token.pool])
             .header("X-Amz-Target", "AWSCognitoIdentityProviderService.GetUser")
             .header(reqwest::header::CONTENT_TYPE, "application/x-amz-json-1.1")
             .json(&serde_json::json!({ "AccessToken": access_token }))
@@ -233,35 +210,67 @@ impl UserInfoService {
                 })
             })?;
         if !status.is_success() {
-            let error: AwsError = serde_json::from_slice(&body).unwrap_or(AwsError {
-                kind: String::new(),
-                message: String::new(),
-            });
-            // "__type" may be "NotAuthorizedException" or "prefix#NotAuthorizedException".
-            let kind = error.kind.rsplit('#').next().unwrap_or("");
-            return Err(match kind {
-                "NotAuthorizedException" | "UserNotFoundException" => {
-                    UserInfoError::NotAuthorized(format!("{kind}: {}", error.message))
-                }
-                _ => UserInfoError::Lookup(format!("HTTP {} {kind}", status.as_u16())),
-            });
+            return Err(refusal(status, &body));
         }
         let user: GetUserResponse = serde_json::from_slice(&body)
             .map_err(|e| UserInfoError::Lookup(format!("unexpected GetUser answer: {e}")))?;
-        let mut profile = UserProfile {
-            username: user.username,
-            groups: token.groups().to_vec(),
-            source: Some(ProfileSource::Cognito),
-            ..UserProfile::default()
-        };
-        for attribute in user.user_attributes {
-            set_attribute(&mut profile, attribute.name, attribute.value);
-        }
-        if profile.sub.is_empty() {
-            profile.sub = token.claims.sub.clone().unwrap_or_default();
-        }
-        Ok(profile)
+        Ok(cognito_profile(user, token))
     }
+}
+
+/// GetUser's answer, as much as the profile needs.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetUserResponse {
+    username: String,
+    #[serde(default)]
+    user_attributes: Vec<Attribute>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Attribute {
+    name: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// What a non-2xx GetUser answer means: Cognito refusing the token (revoked,
+/// signed out, user gone) or Cognito failing.
+fn refusal(status: reqwest::StatusCode, body: &[u8]) -> UserInfoError {
+    #[derive(Deserialize, Default)]
+    struct AwsError {
+        #[serde(rename = "__type", default)]
+        kind: String,
+        #[serde(default, alias = "Message")]
+        message: String,
+    }
+    let error: AwsError = serde_json::from_slice(body).unwrap_or_default();
+    // "__type" may be "NotAuthorizedException" or "prefix#NotAuthorizedException".
+    let kind = error.kind.rsplit('#').next().unwrap_or("");
+    match kind {
+        "NotAuthorizedException" | "UserNotFoundException" => {
+            UserInfoError::NotAuthorized(format!("{kind}: {}", error.message))
+        }
+        _ => UserInfoError::Lookup(format!("HTTP {} {kind}", status.as_u16())),
+    }
+}
+
+/// The profile GetUser describes, with the token's groups (GetUser has none).
+fn cognito_profile(user: GetUserResponse, token: &VerifiedToken) -> UserProfile {
+    let mut profile = UserProfile {
+        username: user.username,
+        groups: token.groups().to_vec(),
+        source: Some(ProfileSource::Cognito),
+        ..UserProfile::default()
+    };
+    for attribute in user.user_attributes {
+        set_attribute(&mut profile, attribute.name, attribute.value);
+    }
+    if profile.sub.is_empty() {
+        profile.sub = token.claims.sub.clone().unwrap_or_default();
+    }
+    profile
 }
 
 /// The profile an ID token (or, with the lookup off, an access token) carries.

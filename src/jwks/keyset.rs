@@ -78,12 +78,15 @@ impl KeyFingerprint {
     }
 }
 
+/// A key parsed for each [`SigningAlgorithm`] (by its index); `None` where
+/// the JWK's `alg` rules that algorithm out.
+type ParsedKeys = [Option<ParsedPublicKey>; 3];
+
 /// One public key, parsed for every algorithm it may verify.
 pub struct VerifyingKey {
     kid: String,
     fingerprint: KeyFingerprint,
-    /// Indexed by [`SigningAlgorithm`]; `None` where the JWK's `alg` rules it out.
-    parsed: [Option<ParsedPublicKey>; 3],
+    parsed: ParsedKeys,
 }
 
 impl std::fmt::Debug for VerifyingKey {

@@ -1,12 +1,13 @@
 //! One JWK → a [`VerifyingKey`], or the reason it is skipped. Every check
 //! that keeps a weak or useless key out of the set is here.
 
-use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents};
+use aws_lc_rs::signature::RsaPublicKeyComponents;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
 
 use super::{
-    KeyFingerprint, MIN_RSA_BITS, SigningAlgorithm, SkipCause, Skipped, VerifyingKey, shown, skip,
+    KeyFingerprint, MIN_RSA_BITS, ParsedKeys, SigningAlgorithm, SkipCause, Skipped, VerifyingKey,
+    shown, skip,
 };
 
 pub(super) fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, Skipped> {
@@ -54,44 +55,56 @@ pub(super) fn parse_key(value: serde_json::Value) -> Result<VerifyingKey, Skippe
             ));
         }
     };
+    let (fingerprint, parsed) =
+        rsa_material(&rsa.n, &rsa.e, only).map_err(|(cause, what)| at(cause, what))?;
+    Ok(VerifyingKey {
+        kid,
+        fingerprint,
+        parsed,
+    })
+}
+
+/// The RSA material of a key: base64url `n` and `e`, strong enough and usable,
+/// parsed for every algorithm the key allows (`only`, when its JWK names one).
+fn rsa_material(
+    n: &str,
+    e: &str,
+    only: Option<SigningAlgorithm>,
+) -> Result<(KeyFingerprint, ParsedKeys), (SkipCause, String)> {
+    use SkipCause::*;
     let n = URL_SAFE_NO_PAD
-        .decode(rsa.n.trim_end_matches('='))
-        .map_err(|_| at(InvalidKey, "n is not base64url".into()))?;
+        .decode(n.trim_end_matches('='))
+        .map_err(|_| (InvalidKey, "n is not base64url".to_string()))?;
     let e = URL_SAFE_NO_PAD
-        .decode(rsa.e.trim_end_matches('='))
-        .map_err(|_| at(InvalidKey, "e is not base64url".into()))?;
+        .decode(e.trim_end_matches('='))
+        .map_err(|_| (InvalidKey, "e is not base64url".to_string()))?;
     let n = strip_leading_zeros(&n);
     let e = strip_leading_zeros(&e);
     let bits = modulus_bits(n);
     if bits < MIN_RSA_BITS {
-        return Err(at(
+        return Err((
             ShortModulus,
             format!("{bits}-bit modulus, at least {MIN_RSA_BITS} required"),
         ));
     }
     if !is_usable_exponent(e) {
-        return Err(at(
+        return Err((
             BadExponent,
             "e must be odd, at least 3 and under 2^32 (Cognito uses 65537)".into(),
         ));
     }
-    let fingerprint = KeyFingerprint::of(n, e);
     let components = RsaPublicKeyComponents { n, e };
-    let mut parsed: [Option<ParsedPublicKey>; 3] = [None, None, None];
+    let mut parsed: ParsedKeys = [None, None, None];
     for alg in SigningAlgorithm::ALL {
         if only.is_some_and(|only| only != alg) {
             continue;
         }
         let key = components
             .to_parsed_public_key(alg.params())
-            .map_err(|e| at(InvalidKey, format!("invalid RSA public key: {e}")))?;
+            .map_err(|e| (InvalidKey, format!("invalid RSA public key: {e}")))?;
         parsed[alg.index()] = Some(key);
     }
-    Ok(VerifyingKey {
-        kid,
-        fingerprint,
-        parsed,
-    })
+    Ok((KeyFingerprint::of(n, e), parsed))
 }
 
 /// An RSA public exponent a signer uses: odd, 3 ≤ e < 2^32 (big-endian bytes,
