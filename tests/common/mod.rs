@@ -72,6 +72,9 @@ struct ServerState {
     fetches: AtomicUsize,
     get_user_delay: Mutex<Duration>,
     get_user_calls: AtomicUsize,
+    /// GetUser calls being answered now, and the most there ever were at once.
+    get_user_in_flight: AtomicUsize,
+    get_user_most_at_once: AtomicUsize,
 }
 
 /// A real HTTP server publishing a JWKS at `/jwks.json` and answering
@@ -98,6 +101,8 @@ impl JwksServer {
             fetches: AtomicUsize::new(0),
             get_user_delay: Mutex::new(Duration::ZERO),
             get_user_calls: AtomicUsize::new(0),
+            get_user_in_flight: AtomicUsize::new(0),
+            get_user_most_at_once: AtomicUsize::new(0),
         });
         let router = routes(state.clone());
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
@@ -171,6 +176,11 @@ impl JwksServer {
 
     pub fn get_user_calls(&self) -> usize {
         self.state.get_user_calls.load(Ordering::SeqCst)
+    }
+
+    /// The most GetUser calls that were being answered at the same time.
+    pub fn get_user_most_at_once(&self) -> usize {
+        self.state.get_user_most_at_once.load(Ordering::SeqCst)
     }
 
     /// Waits (bounded) until at least `n` fetches happened.
@@ -250,10 +260,13 @@ async fn serve_jwks(State(state): State<Arc<ServerState>>) -> axum::response::Re
 
 async fn serve_get_user(State(state): State<Arc<ServerState>>) -> axum::response::Response {
     state.get_user_calls.fetch_add(1, Ordering::SeqCst);
+    let now = state.get_user_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.get_user_most_at_once.fetch_max(now, Ordering::SeqCst);
     let delay = *state.get_user_delay.lock().unwrap();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
+    state.get_user_in_flight.fetch_sub(1, Ordering::SeqCst);
     let status = *state.get_user_status.lock().unwrap();
     if status != 200 {
         return (
