@@ -97,12 +97,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 }
 
 fn json_line(running: &Running) -> serde_json::Value {
-    let Running {
-        grpc_addr,
-        metrics_addr,
-        issuer,
-        tokens,
-    } = running;
+    let (grpc_addr, metrics_addr, issuer) =
+        (&running.grpc_addr, &running.metrics_addr, &running.issuer);
+    let tokens = &running.tokens;
     json!({
         "grpc_addr": grpc_addr,
         "grpc_url": format!("http://{grpc_addr}"),
@@ -116,12 +113,9 @@ fn json_line(running: &Running) -> serde_json::Value {
 }
 
 fn banner(running: &Running, kept: bool) -> String {
-    let Running {
-        grpc_addr,
-        metrics_addr,
-        issuer,
-        tokens,
-    } = running;
+    let (grpc_addr, metrics_addr, issuer) =
+        (&running.grpc_addr, &running.metrics_addr, &running.issuer);
+    let tokens = &running.tokens;
     let me = command_name();
     let issuer_addr = issuer.addr();
     let restart = if kept {
