@@ -294,3 +294,40 @@ async fn silent_connections_are_closed_and_probes_answer_under_a_flood_at_a_low_
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soft_open_file_limit_is_raised_to_the_hard_limit_at_start() {
+    let key = SigningKey::generate("k").unwrap();
+    let jwks = JwksServer::start(&[&key]).await;
+    let (port, metrics_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, serve_config(port, metrics_port, &jwks, "")).unwrap();
+    let log = dir.path().join("stderr.log");
+    // Soft 512, hard 2048: what systemd and many shells hand a process.
+    let process = Process(
+        Command::new("prlimit")
+            .args(["--nofile=512:2048", BIN, "serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_serving(&format!("http://127.0.0.1:{port}")).await);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", process.0.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(open_files, ["2048", "2048"], "{limits}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("raised the open-file limit to the hard limit") && log.contains("512"),
+        "{log}"
+    );
+}
