@@ -13,6 +13,7 @@
 //!    file lists none.
 
 mod checks;
+mod ranges;
 mod sections;
 
 use std::{net::SocketAddr, path::Path, time::Duration};
