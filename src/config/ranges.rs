@@ -9,7 +9,9 @@ const SEC_DAY: u64 = 86_400;
 const MIB: u64 = 1024 * 1024;
 
 impl Config {
-    /// Every numeric key as (key, value, min, max), in the order of README's table.
+    /// Every numeric key as (key, value, min, max), in the order of README's
+    /// table. Left unformatted: one key a line reads as the table it is.
+    #[rustfmt::skip]
     fn numeric_keys(&self) -> Vec<(&'static str, u64, u64, u64)> {
         let (j, v, c, s) = (
             &self.jwks,
@@ -20,172 +22,42 @@ impl Config {
         let (u, m, a) = (&self.userinfo, &self.metrics, &self.audit);
         let mut keys = vec![
             ("userinfo.cache_ttl_secs", u.cache_ttl_secs, 0, SEC_DAY),
-            (
-                "userinfo.cache_max_entries",
-                u.cache_max_entries,
-                0,
-                10_000_000,
-            ),
+            ("userinfo.cache_max_entries", u.cache_max_entries, 0, 10_000_000),
             ("userinfo.timeout_ms", u.timeout_ms, 1, 60_000),
-            (
-                "jwks.refresh_interval_secs",
-                j.refresh_interval_secs,
-                1,
-                SEC_DAY,
-            ),
-            (
-                "jwks.unknown_kid_cooldown_secs",
-                j.unknown_kid_cooldown_secs,
-                0,
-                3600,
-            ),
+            ("jwks.refresh_interval_secs", j.refresh_interval_secs, 1, SEC_DAY),
+            ("jwks.unknown_kid_cooldown_secs", j.unknown_kid_cooldown_secs, 0, 3600),
             ("jwks.connect_timeout_ms", j.connect_timeout_ms, 1, 60_000),
             ("jwks.fetch_timeout_ms", j.fetch_timeout_ms, 1, 120_000),
-            (
-                "jwks.max_response_bytes",
-                j.max_response_bytes as u64,
-                1024,
-                64 * MIB,
-            ),
-            (
-                "jwks.retry_backoff_min_ms",
-                j.retry_backoff_min_ms,
-                1,
-                3_600_000,
-            ),
-            (
-                "jwks.retry_backoff_max_ms",
-                j.retry_backoff_max_ms,
-                1,
-                3_600_000,
-            ),
-            (
-                "jwks.unknown_kid_memory",
-                j.unknown_kid_memory,
-                0,
-                10_000_000,
-            ),
-            (
-                "jwks.max_refetch_waiters",
-                j.max_refetch_waiters as u64,
-                1,
-                65_536,
-            ),
-            (
-                "validation.leeway_secs",
-                v.leeway_secs,
-                0,
-                super::MAX_SKEW_SECS,
-            ),
-            (
-                "validation.max_clock_skew_secs",
-                v.max_clock_skew_secs,
-                0,
-                super::MAX_SKEW_SECS,
-            ),
-            (
-                "validation.max_token_bytes",
-                v.max_token_bytes as u64,
-                1,
-                MIB,
-            ),
+            ("jwks.max_response_bytes", j.max_response_bytes as u64, 1024, 64 * MIB),
+            ("jwks.retry_backoff_min_ms", j.retry_backoff_min_ms, 1, 3_600_000),
+            ("jwks.retry_backoff_max_ms", j.retry_backoff_max_ms, 1, 3_600_000),
+            ("jwks.unknown_kid_memory", j.unknown_kid_memory, 0, 10_000_000),
+            ("jwks.max_refetch_waiters", j.max_refetch_waiters as u64, 1, 65_536),
+            ("validation.leeway_secs", v.leeway_secs, 0, super::MAX_SKEW_SECS),
+            ("validation.max_clock_skew_secs", v.max_clock_skew_secs, 0, super::MAX_SKEW_SECS),
+            ("validation.max_token_bytes", v.max_token_bytes as u64, 1, MIB),
             ("token_cache.max_ttl_secs", c.max_ttl_secs, 0, 7 * SEC_DAY),
-            (
-                "token_cache.max_weight_bytes",
-                c.max_weight_bytes,
-                0,
-                64 * 1024 * MIB,
-            ),
+            ("token_cache.max_weight_bytes", c.max_weight_bytes, 0, 64 * 1024 * MIB),
             ("server.shutdown_delay_ms", s.shutdown_delay_ms, 0, 600_000),
             ("server.shutdown_grace_secs", s.shutdown_grace_secs, 0, 3600),
-            (
-                "server.max_request_bytes",
-                s.max_request_bytes as u64,
-                1,
-                16 * MIB,
-            ),
-            (
-                "server.max_concurrent_requests",
-                s.max_concurrent_requests as u64,
-                1,
-                1_000_000,
-            ),
-            (
-                "server.request_timeout_ms",
-                s.request_timeout_ms,
-                1,
-                600_000,
-            ),
-            (
-                "server.max_concurrent_streams",
-                u64::from(s.max_concurrent_streams),
-                1,
-                65_536,
-            ),
-            (
-                "server.rate_limit_per_caller",
-                u64::from(s.rate_limit_per_caller),
-                0,
-                10_000_000,
-            ),
-            (
-                "server.http2_keepalive_interval_secs",
-                s.http2_keepalive_interval_secs,
-                1,
-                SEC_DAY,
-            ),
-            (
-                "server.http2_keepalive_timeout_secs",
-                s.http2_keepalive_timeout_secs,
-                1,
-                3600,
-            ),
-            (
-                "server.max_connection_age_secs",
-                s.max_connection_age_secs,
-                0,
-                30 * SEC_DAY,
-            ),
-            (
-                "server.max_connections",
-                s.max_connections as u64,
-                1,
-                1 << 20,
-            ),
-            (
-                "server.preface_timeout_secs",
-                s.preface_timeout_secs,
-                1,
-                3600,
-            ),
+            ("server.max_request_bytes", s.max_request_bytes as u64, 1, 16 * MIB),
+            ("server.max_concurrent_requests", s.max_concurrent_requests as u64, 1, 1_000_000),
+            ("server.request_timeout_ms", s.request_timeout_ms, 1, 600_000),
+            ("server.max_concurrent_streams", u64::from(s.max_concurrent_streams), 1, 65_536),
+            ("server.rate_limit_per_caller", u64::from(s.rate_limit_per_caller), 0, 10_000_000),
+            ("server.http2_keepalive_interval_secs", s.http2_keepalive_interval_secs, 1, SEC_DAY),
+            ("server.http2_keepalive_timeout_secs", s.http2_keepalive_timeout_secs, 1, 3600),
+            ("server.max_connection_age_secs", s.max_connection_age_secs, 0, 30 * SEC_DAY),
+            ("server.max_connections", s.max_connections as u64, 1, 1 << 20),
+            ("server.preface_timeout_secs", s.preface_timeout_secs, 1, 3600),
             ("server.stall_timeout_secs", s.stall_timeout_secs, 1, 3600),
-            (
-                "server.max_unread_answers",
-                s.max_unread_answers as u64,
-                1,
-                1 << 24,
-            ),
-            (
-                "metrics.max_connections",
-                m.max_connections as u64,
-                1,
-                1 << 16,
-            ),
+            ("server.max_unread_answers", s.max_unread_answers as u64, 1, 1 << 24),
+            ("metrics.max_connections", m.max_connections as u64, 1, 1 << 16),
             ("metrics.idle_timeout_secs", m.idle_timeout_secs, 1, 3600),
-            (
-                "audit.max_events_per_sec",
-                u64::from(a.max_events_per_sec),
-                1,
-                1_000_000,
-            ),
+            ("audit.max_events_per_sec", u64::from(a.max_events_per_sec), 1, 1_000_000),
         ];
         if let Some(tls) = &self.tls {
-            keys.push((
-                "tls.reload_interval_secs",
-                tls.reload_interval_secs,
-                1,
-                SEC_DAY,
-            ));
+            keys.push(("tls.reload_interval_secs", tls.reload_interval_secs, 1, SEC_DAY));
         }
         keys
     }
