@@ -52,14 +52,5 @@ pub fn error_text(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         return "timed out".into();
     }
-    let mut parts: Vec<String> = Vec::new();
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = next {
-        let text = error.to_string();
-        if !parts.contains(&text) {
-            parts.push(text);
-        }
-        next = error.source();
-    }
-    parts.join(": ")
+    crate::text::error_chain(error)
 }

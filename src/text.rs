@@ -18,6 +18,21 @@ pub fn bounded(value: &str, max: usize) -> String {
     out
 }
 
+/// An error and its sources on one line, each distinct message once
+/// (transport errors repeat themselves down the chain).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::bounded;

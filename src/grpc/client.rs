@@ -25,21 +25,6 @@ impl From<tonic::Status> for ClientError {
     }
 }
 
-/// An error and its sources on one line, each distinct message once
-/// (transport errors repeat themselves down the chain).
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(error) = next {
-        let text = error.to_string();
-        if !parts.iter().any(|seen| seen == &text) {
-            parts.push(text);
-        }
-        next = error.source();
-    }
-    parts.join(": ")
-}
-
 /// The URL form of an address given as `HOST:PORT` (plain HTTP/2, as grpcurl,
 /// Python and Node take it), `http(s)://HOST:PORT`, or a Unix socket as
 /// `unix:///abs/path`, `unix:/abs/path` or `unix:relative/path`.
@@ -91,7 +76,7 @@ pub async fn connect(addr: &str, timeout: Duration) -> Result<Channel, ClientErr
             .await
             .map_err(|source| ClientError::Connect {
                 addr: addr.into(),
-                cause: one_line(&source),
+                cause: crate::text::error_chain(&source),
             });
     }
     let endpoint = Endpoint::from_shared(addr.to_string())
@@ -106,7 +91,7 @@ pub async fn connect(addr: &str, timeout: Duration) -> Result<Channel, ClientErr
         .await
         .map_err(|source| ClientError::Connect {
             addr: addr.into(),
-            cause: one_line(&source),
+            cause: crate::text::error_chain(&source),
         })
 }
 
@@ -196,7 +181,7 @@ mod tests {
             ))),
         );
         assert_eq!(
-            one_line(&chain),
+            crate::text::error_chain(&chain),
             "transport error: tcp connect error: Connection refused"
         );
     }

@@ -230,16 +230,9 @@ fn check_alg_name(alg: &str) -> Result<(), Rejection> {
 }
 
 /// A short, printable rendering of attacker-controlled text for messages.
+/// At most 32 characters of the value (then `…`), quoted.
 pub(crate) fn printable(value: &str) -> String {
-    let mut out: String = value
-        .chars()
-        .take(32)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if value.chars().count() > 32 {
-        out.push('…');
-    }
-    format!("{out:?}")
+    format!("{:?}", crate::text::bounded(value, 33))
 }
 
 /// serde_json's message without the position, and with the value it quotes
