@@ -30,7 +30,7 @@ fn setup() -> Setup {
             .await
             .unwrap();
         let app = |cache: bool| {
-            let mut config = issuer.service_config("127.0.0.1:0");
+            let mut config = issuer.service_config("127.0.0.1:0".parse().unwrap());
             config.metrics.enabled = false;
             config.token_cache.enabled = cache;
             App::new(config).unwrap()

@@ -37,10 +37,21 @@ impl App {
     /// Builds the service from a configuration, validating it first (no I/O yet).
     pub fn new(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let metrics = Metrics::new(&config, crate::grpc::RPC_NAMES)?;
-        let keys = KeyStore::new(&config, metrics.clone())?;
-        let validator = Arc::new(Validator::new(&config, keys.clone()));
-        let userinfo = Arc::new(UserInfoService::new(&config, metrics.clone())?);
+        // Each component gets its own section (and the pools it serves).
+        let pools = &config.pools;
+        let metrics = Metrics::new(pools, config.metrics.enabled, crate::grpc::RPC_NAMES)?;
+        let keys = KeyStore::new(pools, &config.jwks, metrics.clone())?;
+        let validator = Arc::new(Validator::new(
+            pools,
+            &config.validation,
+            &config.token_cache,
+            keys.clone(),
+        ));
+        let userinfo = Arc::new(UserInfoService::new(
+            pools,
+            &config.userinfo,
+            metrics.clone(),
+        )?);
         metrics.observe(&validator);
         let audit = Arc::new(AuditLog::new(
             config.audit.max_events_per_sec,
@@ -70,7 +81,7 @@ impl App {
 
     /// Binds the gRPC address and, when enabled, the metrics port.
     pub async fn bind(&self) -> anyhow::Result<Listeners> {
-        let grpc = Listener::bind(&self.config.listen_addr())
+        let grpc = Listener::bind(&self.config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.config.listen))?;
         let metrics = if self.config.metrics.enabled {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tracing::Instrument;
 
 use crate::{
-    config::{Config, TokenUse},
+    config::{PoolConfig, TokenUse, UserInfoConfig},
     outbound::{self, BodyError},
     validate::{Expiring, PerEntryTtl, TokenHash, VerifiedToken, ttl_until_exp, unix_now},
 };
@@ -101,24 +101,24 @@ pub struct UserInfoService {
 
 impl UserInfoService {
     pub fn new(
-        config: &Config,
+        pools: &[PoolConfig],
+        config: &UserInfoConfig,
         observer: Arc<dyn UserInfoObserver>,
     ) -> Result<Self, reqwest::Error> {
         let http = outbound::client(
-            Duration::from_millis(config.jwks.connect_timeout_ms),
-            Duration::from_millis(config.userinfo.timeout_ms),
+            Duration::from_millis(config.connect_timeout_ms()),
+            Duration::from_millis(config.timeout_ms),
         )?;
         Ok(Self {
             http,
-            lookup: config.userinfo.cognito_lookup,
-            endpoints: config
-                .pools
+            lookup: config.cognito_lookup,
+            endpoints: pools
                 .iter()
-                .map(|p| config.userinfo.endpoint_for(&p.region))
+                .map(|p| config.endpoint_for(&p.region))
                 .collect(),
-            cache_ttl: Duration::from_secs(config.userinfo.cache_ttl_secs),
+            cache_ttl: Duration::from_secs(config.cache_ttl_secs),
             cache: moka::future::Cache::builder()
-                .max_capacity(config.userinfo.cache_max_entries)
+                .max_capacity(config.cache_max_entries)
                 .expire_after(PerEntryTtl)
                 .build(),
             observer,

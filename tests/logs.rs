@@ -85,3 +85,23 @@ async fn cognitos_error_text_cannot_forge_a_log_line_in_the_pretty_format() {
         "a log line was forged:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_effective_config_is_logged_once_at_start_as_plain_values() {
+    let key = SigningKey::generate("k").unwrap();
+    let jwks = JwksServer::start(&[&key]).await;
+    let served = serve(&jwks, "jwks:\n  refresh_interval_secs: 77\n", &[]).await;
+    let log = std::fs::read_to_string(&served.log).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("effective configuration"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(line["fields"]["config"].as_str().unwrap()).unwrap();
+    assert_eq!(config["jwks"]["refresh_interval_secs"], json!(77));
+    assert_eq!(config["pools"][0]["name"], json!("main"));
+    assert!(config["metrics"]["listen"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(!log.contains("Some("), "{log}");
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{process::BIN, *};
-use token_validator::{dev::SigningKey, grpc::client as grpc_client};
+use token_validator::{config::ListenAddr, dev::SigningKey, grpc::client as grpc_client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_answers_on_a_unix_socket() {
@@ -16,7 +16,7 @@ async fn the_service_answers_on_a_unix_socket() {
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     assert!(socket.exists());
     let mut config = config_for(&jwks.url());
-    config.listen = format!("unix://{}", socket.display());
+    config.listen = ListenAddr::Unix(socket.clone());
     let service = start_service(config).await;
     let addr = format!("unix://{}", socket.display());
     assert_eq!(service.addr, addr);
@@ -69,7 +69,7 @@ async fn a_path_that_is_not_a_stale_socket_is_never_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let listen = |path: &std::path::Path| {
         let mut config = config_for("http://127.0.0.1:9/jwks.json");
-        config.listen = format!("unix://{}", path.display());
+        config.listen = ListenAddr::Unix(path.to_path_buf());
         config
     };
 

@@ -26,7 +26,7 @@ async fn start(lookup: bool) -> (DevIssuer, RunningService, TokenValidatorClient
     let issuer = DevIssuer::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let mut config = issuer.service_config("127.0.0.1:0");
+    let mut config = issuer.service_config("127.0.0.1:0".parse().unwrap());
     config.userinfo.cognito_lookup = lookup;
     let service = App::spawn(config).await.unwrap();
     assert!(service.wait_ready(TIMEOUT).await);

@@ -223,7 +223,7 @@ async fn run(args: Args, server: &tokio::runtime::Handle) -> anyhow::Result<bool
             let (issuer, service) = server
                 .spawn(async move {
                     let issuer = DevIssuer::start("127.0.0.1:0".parse()?).await?;
-                    let mut config = issuer.service_config("127.0.0.1:0");
+                    let mut config = issuer.service_config("127.0.0.1:0".parse().unwrap());
                     config.token_cache.enabled = cache;
                     let service = App::spawn(config).await?;
                     anyhow::ensure!(

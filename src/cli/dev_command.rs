@@ -17,10 +17,10 @@ use crate::{
 pub const DEFAULT_ISSUER_LISTEN: &str = "127.0.0.1:50052";
 
 pub struct DevArgs {
-    pub listen: String,
+    pub listen: ListenAddr,
     pub issuer_listen: Option<SocketAddr>,
     pub state_dir: Option<PathBuf>,
-    pub metrics_listen: String,
+    pub metrics_listen: SocketAddr,
     pub json_output: bool,
     pub print_token: Option<TokenKind>,
 }
@@ -34,7 +34,6 @@ struct Running {
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
-    let parsed_listen = ListenAddr::parse(&args.listen)?;
     let state = args.state_dir.as_deref().map(DevState::open).transpose()?;
     let saved = state.as_ref().map(DevState::load).transpose()?.flatten();
     let (saved_key, saved_addr) = match saved {
@@ -48,7 +47,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if !issuer_listen.ip().is_loopback() {
         tracing::warn!(%issuer_listen, "the dev issuer mints tokens for anyone who can reach it: --issuer-listen is not a loopback address");
     }
-    if matches!(parsed_listen, ListenAddr::Tcp(addr) if !addr.ip().is_loopback()) {
+    if matches!(args.listen, ListenAddr::Tcp(addr) if !addr.ip().is_loopback()) {
         tracing::warn!(listen = %args.listen, "dev mode trusts tokens the dev issuer mints for anyone: --listen is not a loopback address");
     }
     raise_open_file_limit();
@@ -62,7 +61,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if let Some(state) = &state {
         state.save(issuer.signing_key(), issuer.addr())?;
     }
-    let mut config = issuer.service_config(&args.listen);
+    let mut config = issuer.service_config(args.listen);
     config.metrics.listen = args.metrics_listen;
     let app = App::new(config)?;
     let listeners = app.bind().await?;

@@ -1,7 +1,8 @@
-//! The command line: `serve`, `dev`, `validate`, `userinfo`, `health`.
+//! The command line: `serve`, `check-config`, `dev`, `validate`, `userinfo`, `health`.
 //!
 //! Client commands exit 0 when the answer is good (valid token, profile,
-//! SERVING), 1 when it is a clear "no" (invalid token, unauthenticated), and 2
+//! SERVING, a good config), 1 when it is a clear "no" (invalid token,
+//! unauthenticated, a bad config), and 2
 //! when no answer could be had (bad arguments, service unreachable, gRPC
 //! error). `health` exits 1 for anything but SERVING, unreachable included, as
 //! container health checks expect. `--addr` takes `http://HOST:PORT` or
@@ -17,6 +18,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
     App, Config,
+    config::{ConfigError, ListenAddr},
     telemetry::{self, LogFormat},
 };
 use client_commands::{health, userinfo, validate};
@@ -43,11 +45,27 @@ enum Command {
         #[arg(long, env = "TOKEN_VALIDATOR_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Check a configuration as `serve` would load it (file and environment),
+    /// binding nothing: exit 0 when good, 1 with the problem on one line.
+    CheckConfig {
+        /// YAML config file (as for `serve`).
+        #[arg(long, env = "TOKEN_VALIDATOR_CONFIG")]
+        config: Option<PathBuf>,
+        /// Write the effective configuration (defaults included) as YAML on stdout.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Print the JSON Schema of the configuration file (config.schema.json).
+    ConfigSchema {
+        /// The `config` section of the Helm chart's values.schema.json instead.
+        #[arg(long)]
+        chart: bool,
+    },
     /// Run the service with an embedded local user pool (no AWS account) and print tokens to try.
     Dev {
-        /// gRPC listen address.
+        /// gRPC listen address: HOST:PORT or unix:///path/to.sock.
         #[arg(long, default_value = "127.0.0.1:50051")]
-        listen: String,
+        listen: ListenAddr,
         /// Address of the local issuer (JWKS, GetUser, token minting); the
         /// issuer URL in tokens contains it. Default: the address saved in
         /// --state-dir, else 127.0.0.1:50052 (127.0.0.1:0: any free port).
@@ -59,7 +77,7 @@ enum Command {
         state_dir: Option<PathBuf>,
         /// Metrics and HTTP probe port (/metrics, /healthz, /readyz).
         #[arg(long, default_value = "127.0.0.1:0")]
-        metrics_listen: String,
+        metrics_listen: SocketAddr,
         /// Print one JSON line (addresses and tokens) for scripts instead of the banner.
         #[arg(long)]
         json: bool,
@@ -136,6 +154,18 @@ pub fn main() -> ExitCode {
 async fn run(command: Command) -> ExitCode {
     match command {
         Command::Serve { config } => report(serve(config).await),
+        Command::CheckConfig { config, print } => check_config(config, print),
+        Command::ConfigSchema { chart } => {
+            let schema = match chart {
+                true => crate::config::chart_schema(),
+                false => crate::config::json_schema(),
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
         Command::Dev {
             listen,
             issuer_listen,
@@ -174,9 +204,37 @@ async fn run(command: Command) -> ExitCode {
 fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A config error is one line that says what it is already.
+        Err(error) if error.is::<ConfigError>() => {
+            eprintln!("{error}");
+            ExitCode::from(2)
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `check-config`: load as `serve` does, bind nothing.
+fn check_config(file: Option<PathBuf>, print: bool) -> ExitCode {
+    match Config::load(file.as_deref()) {
+        Ok(config) => {
+            if print {
+                print!("{}", config.to_yaml());
+            }
+            let pools: Vec<&str> = config.pools.iter().map(|p| p.name.as_str()).collect();
+            eprintln!(
+                "config: ok ({} pool{}: {})",
+                pools.len(),
+                if pools.len() == 1 { "" } else { "s" },
+                pools.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(1)
         }
     }
 }
@@ -223,13 +281,15 @@ pub(super) fn raise_open_file_limit() {
 
 async fn serve(config_file: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load(config_file.as_deref())?;
+    tracing::info!(config = %config.to_json(), "effective configuration");
     raise_open_file_limit();
     let app = App::new(config)?;
     let listeners = app.bind().await?;
+    let metrics = listeners.metrics.as_ref().and_then(|l| l.local_addr().ok());
     tracing::info!(
         listen = %listeners.grpc.local_addr(),
-        metrics = ?listeners.metrics.as_ref().and_then(|l| l.local_addr().ok()),
-        pools = ?app.config.pools.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        metrics = %metrics.map_or_else(|| "off".to_string(), |addr| addr.to_string()),
+        pools = %app.config.pools.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(","),
         "token-validator serving"
     );
     app.serve(listeners, shutdown_signal()).await

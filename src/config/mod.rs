@@ -13,26 +13,33 @@
 //!    file lists none.
 
 mod checks;
+mod load_error;
 mod ranges;
+mod schema;
 mod sections;
+mod types;
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::path::Path;
 
 use figment::{
     Figment,
     providers::{Env, Format, Serialized, Yaml},
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use schema::{chart_schema, json_schema};
 pub use sections::*;
+pub use types::{ListenAddr, SigningAlgorithm};
 
-/// A configuration problem, naming the key and what is wrong with it.
+/// A configuration problem: one line naming the key as written in YAML and
+/// what is wrong with it. It has no `source`, so no error report prints the
+/// same problem twice.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("config: {key}: {problem}")]
+    /// `key` is empty for the top level (an unknown section).
+    #[error("config: {key}{}{problem}", if key.is_empty() { "" } else { ": " })]
     Invalid { key: String, problem: String },
-    #[error("config: {0}")]
-    Load(#[from] Box<figment::Error>),
 }
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
@@ -42,16 +49,20 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Environment variables that set config keys: `TOKEN_VALIDATOR__JWKS__REFRESH_INTERVAL_SECS`.
+pub const ENV_PREFIX: &str = "TOKEN_VALIDATOR__";
+
 /// A configured pool: its position in `pools`. Every layer (key store,
 /// validator, metrics) names a pool by it; its name is only a label.
 pub type PoolId = usize;
 
 /// The whole configuration of the service.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schemars(title = "token-validator configuration")]
 pub struct Config {
     /// gRPC listen address: `HOST:PORT`, or `unix:///path/to.sock`.
-    pub listen: String,
+    pub listen: ListenAddr,
     /// The trusted Cognito user pools.
     pub pools: Vec<PoolConfig>,
     pub userinfo: UserInfoConfig,
@@ -69,7 +80,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:50051".into(),
+            listen: ListenAddr::Tcp(([0, 0, 0, 0], 50051).into()),
             pools: Vec::new(),
             userinfo: UserInfoConfig::default(),
             jwks: JwksConfig::default(),
@@ -80,30 +91,6 @@ impl Default for Config {
             audit: AuditConfig::default(),
             tls: None,
         }
-    }
-}
-
-/// Where the gRPC server listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddr {
-    Tcp(SocketAddr),
-    Unix(std::path::PathBuf),
-}
-
-impl ListenAddr {
-    pub fn parse(value: &str) -> Result<Self, ConfigError> {
-        if let Some(path) = value.strip_prefix("unix://") {
-            if path.is_empty() {
-                return Err(invalid("listen", "unix:// needs a socket path"));
-            }
-            return Ok(ListenAddr::Unix(path.into()));
-        }
-        value.parse().map(ListenAddr::Tcp).map_err(|_| {
-            invalid(
-                "listen",
-                format!("{value:?} is not HOST:PORT (e.g. 0.0.0.0:50051) or unix:///path"),
-            )
-        })
     }
 }
 
@@ -121,19 +108,32 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
-            if !path.exists() {
+            if !path.is_file() {
                 return Err(invalid(
                     "--config",
-                    format!("file {} does not exist", path.display()),
+                    format!("{} is not a readable file", path.display()),
                 ));
             }
             figment = figment.merge(Yaml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("TOKEN_VALIDATOR__").split("__"));
-        let mut config: Config = figment.extract().map_err(Box::new)?;
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let mut config: Config = figment.extract().map_err(load_error::one_line)?;
         config.apply_one_pool_env(var)?;
+        config.userinfo.apply_aliases(&config.jwks);
         config.validate()?;
         Ok(config)
+    }
+
+    /// The effective configuration as YAML: every value, defaults included,
+    /// in the file's own syntax (what `check-config --print` writes). It
+    /// holds no secret: TLS material is named by path only.
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+
+    /// The effective configuration as one JSON line, for the start-up log.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("\"cannot print: {e}\""))
     }
 
     fn apply_one_pool_env(
@@ -173,14 +173,6 @@ impl Config {
         });
         Ok(())
     }
-
-    pub fn listen_addr(&self) -> ListenAddr {
-        ListenAddr::parse(&self.listen).expect("validated at load")
-    }
-
-    pub fn refresh_interval(&self) -> Duration {
-        Duration::from_secs(self.jwks.refresh_interval_secs)
-    }
 }
 
 #[cfg(test)]
@@ -204,7 +196,7 @@ mod tests {
     #[test]
     fn a_minimal_file_gets_the_documented_defaults() {
         let config = load_yaml(ONE_POOL, &[]).unwrap();
-        assert_eq!(config.listen, "0.0.0.0:50051");
+        assert_eq!(config.listen.to_string(), "0.0.0.0:50051");
         let pool = &config.pools[0];
         assert_eq!(
             pool.issuer(),
@@ -215,7 +207,7 @@ mod tests {
             "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf123/.well-known/jwks.json"
         );
         assert_eq!(pool.token_use, vec![TokenUse::Id, TokenUse::Access]);
-        assert_eq!(config.validation.algorithms, vec!["RS256"]);
+        assert_eq!(config.validation.algorithms, vec![SigningAlgorithm::Rs256]);
         assert_eq!(config.token_cache.max_weight_bytes, 64 * 1024 * 1024);
     }
 
@@ -280,10 +272,6 @@ mod tests {
         assert!(err.to_string().contains("lisen"), "{err}");
         let err = load_yaml(&format!("listen: nope\n{ONE_POOL}"), &[]).unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
-        assert_eq!(
-            ListenAddr::parse("unix:///tmp/tv.sock").unwrap(),
-            ListenAddr::Unix("/tmp/tv.sock".into())
-        );
     }
 
     #[test]

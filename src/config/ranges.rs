@@ -12,7 +12,7 @@ impl Config {
     /// Every numeric key as (key, value, min, max), in the order of README's
     /// table. Left unformatted: one key a line reads as the table it is.
     #[rustfmt::skip]
-    fn numeric_keys(&self) -> Vec<(&'static str, u64, u64, u64)> {
+    pub(super) fn numeric_keys(&self) -> Vec<(&'static str, u64, u64, u64)> {
         let (j, v, c, s) = (
             &self.jwks,
             &self.validation,
@@ -33,6 +33,8 @@ impl Config {
             ("jwks.retry_backoff_max_ms", j.retry_backoff_max_ms, 1, 3_600_000),
             ("jwks.unknown_kid_memory", j.unknown_kid_memory, 0, 10_000_000),
             ("jwks.max_refetch_waiters", j.max_refetch_waiters as u64, 1, 65_536),
+            // After jwks.*: it defaults to jwks.connect_timeout_ms, which is named first.
+            ("userinfo.connect_timeout_ms", u.connect_timeout_ms(), 1, 60_000),
             ("validation.leeway_secs", v.leeway_secs, 0, super::MAX_SKEW_SECS),
             ("validation.max_clock_skew_secs", v.max_clock_skew_secs, 0, super::MAX_SKEW_SECS),
             ("validation.max_token_bytes", v.max_token_bytes as u64, 1, MIB),

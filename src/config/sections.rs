@@ -1,22 +1,39 @@
 //! The sections of the configuration file, each with its defaults.
 
+use std::net::SocketAddr;
+
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::SigningAlgorithm;
+
 /// One trusted user pool.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// A pool names its app clients unless it says `allow_any_client: true`.
+#[schemars(extend(
+    "if" = { "not": { "required": ["allow_any_client"], "properties": { "allow_any_client": { "const": true } } } },
+    "then" = { "required": ["client_ids"], "properties": { "client_ids": { "minItems": 1 } } }
+))]
 pub struct PoolConfig {
-    /// Label used in metrics and logs.
+    /// Label used in metrics and logs; unique.
+    #[schemars(length(min = 1))]
     pub name: String,
+    /// AWS region of the pool, e.g. us-east-1.
+    #[schemars(regex(pattern = r"^[a-z0-9]+(-[a-z0-9]+)+$"), length(max = 32))]
     pub region: String,
+    /// Cognito user pool id, REGION_ID, e.g. us-east-1_AbCdEf123.
+    #[schemars(regex(pattern = r"^[\w-]+_[0-9A-Za-z]+$"), length(max = 55))]
     pub user_pool_id: String,
     /// App clients whose tokens are accepted (`aud` of ID tokens, `client_id` of access tokens).
     #[serde(default)]
     pub client_ids: Vec<String>,
     /// Token kinds accepted from this pool.
     #[serde(default = "default_token_use")]
+    #[schemars(length(min = 1))]
     pub token_use: Vec<TokenUse>,
-    /// Overrides the issuer (emulators, the `issuer-cognito-idp` host).
+    /// Overrides the issuer (emulators, the `issuer-cognito-idp` host); compared
+    /// exactly with the token's `iss`, so no trailing slash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
     /// Overrides the JWKS URL (default `{issuer}/.well-known/jwks.json`).
@@ -83,7 +100,7 @@ pub(super) fn default_token_use() -> Vec<TokenUse> {
 }
 
 /// The two kinds of Cognito token this service validates.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenUse {
     Id,
@@ -100,7 +117,7 @@ impl TokenUse {
 }
 
 /// How GetUserInfo finds a profile for access tokens.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UserInfoConfig {
     /// Call Cognito's GetUser for access tokens.
@@ -113,6 +130,14 @@ pub struct UserInfoConfig {
     pub cache_max_entries: u64,
     /// Timeout of one GetUser call.
     pub timeout_ms: u64,
+    /// Connect timeout of a GetUser call; unset: `jwks.connect_timeout_ms`
+    /// (its former key, still honoured as an alias).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+    /// Allow an `http://` GetUser endpoint off loopback (never in production);
+    /// unset: `jwks.allow_insecure_http` (its former key, still honoured as an alias).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_insecure_http: Option<bool>,
 }
 
 impl Default for UserInfoConfig {
@@ -123,6 +148,8 @@ impl Default for UserInfoConfig {
             cache_ttl_secs: 60,
             cache_max_entries: 100_000,
             timeout_ms: 3_000,
+            connect_timeout_ms: None,
+            allow_insecure_http: None,
         }
     }
 }
@@ -131,22 +158,44 @@ impl UserInfoConfig {
     pub fn endpoint_for(&self, region: &str) -> String {
         self.cognito_endpoint.replace("{region}", region)
     }
+
+    /// The connect timeout of a GetUser call (the alias already applied at load).
+    pub fn connect_timeout_ms(&self) -> u64 {
+        self.connect_timeout_ms
+            .unwrap_or(JwksConfig::default().connect_timeout_ms)
+    }
+
+    /// Whether an `http://` GetUser endpoint may be used off loopback.
+    pub fn allow_insecure_http(&self) -> bool {
+        self.allow_insecure_http.unwrap_or(false)
+    }
+
+    /// The former `jwks.*` keys that also governed GetUser, as aliases of the
+    /// `userinfo.*` ones: they apply where the new key is not set.
+    pub(super) fn apply_aliases(&mut self, jwks: &JwksConfig) {
+        self.connect_timeout_ms
+            .get_or_insert(jwks.connect_timeout_ms);
+        self.allow_insecure_http
+            .get_or_insert(jwks.allow_insecure_http);
+    }
 }
 
 /// Fetching and refreshing the pools' key sets.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct JwksConfig {
     /// Background refresh period (jittered by up to 10%).
     pub refresh_interval_secs: u64,
     /// After an unknown-`kid` refetch, further misses answer UNKNOWN_KEY without a fetch for this long.
     pub unknown_kid_cooldown_secs: u64,
+    /// Connect timeout of one fetch (also GetUser's, unless `userinfo.connect_timeout_ms` is set).
     pub connect_timeout_ms: u64,
     /// Total timeout of one fetch.
     pub fetch_timeout_ms: u64,
     /// Largest JWKS body accepted.
     pub max_response_bytes: usize,
-    /// Allow `http://` JWKS and GetUser URLs on non-loopback hosts (never in production).
+    /// Allow `http://` JWKS URLs on non-loopback hosts (never in production); also
+    /// GetUser's, unless `userinfo.allow_insecure_http` is set.
     pub allow_insecure_http: bool,
     /// First retry delay after a failed fetch; doubles up to `retry_backoff_max_ms`.
     pub retry_backoff_min_ms: u64,
@@ -177,11 +226,12 @@ impl Default for JwksConfig {
 }
 
 /// Token-level checks.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ValidationConfig {
     /// Accepted `alg` values. Only RSA algorithms may be listed; `none` and HS* never are.
-    pub algorithms: Vec<String>,
+    #[schemars(length(min = 1))]
+    pub algorithms: Vec<SigningAlgorithm>,
     /// Seconds a token is still accepted after its `exp` (at most 300).
     pub leeway_secs: u64,
     /// How far in the future `iat` and `nbf` may be (at most 300): Cognito's
@@ -199,7 +249,7 @@ pub const MAX_SKEW_SECS: u64 = 300;
 impl Default for ValidationConfig {
     fn default() -> Self {
         Self {
-            algorithms: vec!["RS256".into()],
+            algorithms: vec![SigningAlgorithm::Rs256],
             leeway_secs: 0,
             max_clock_skew_secs: 60,
             max_token_bytes: 16 * 1024,
@@ -208,7 +258,7 @@ impl Default for ValidationConfig {
 }
 
 /// The cache of verified tokens.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenCacheConfig {
     pub enabled: bool,
@@ -229,7 +279,7 @@ impl Default for TokenCacheConfig {
 }
 
 /// gRPC server behaviour.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// After SIGTERM, health reports NOT_SERVING while calls are still served for
@@ -294,12 +344,14 @@ impl Default for ServerConfig {
 }
 
 /// The HTTP port for Prometheus scrapes and HTTP health probes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Serve `GET /metrics`, `/healthz` and `/readyz`.
     pub enabled: bool,
-    pub listen: String,
+    /// The side port's address, HOST:PORT.
+    #[schemars(with = "String")]
+    pub listen: SocketAddr,
     /// Connections open at once on this port (scrapers and probes need few).
     pub max_connections: usize,
     /// A connection that sends nothing for this long is closed; a request's
@@ -311,7 +363,7 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            listen: "0.0.0.0:9090".into(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
             max_connections: 64,
             idle_timeout_secs: 10,
         }
@@ -319,7 +371,7 @@ impl Default for MetricsConfig {
 }
 
 /// The audit log of rejected tokens (target `token_validator::audit`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// Rejection events written per second at most (bursts up to this many);
@@ -337,7 +389,7 @@ impl Default for AuditConfig {
 
 /// TLS for the gRPC port. Files are re-read when they change (polled) and on SIGHUP;
 /// established connections keep their session.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain of the server.

@@ -25,7 +25,7 @@ pub use signing::SigningKey;
 pub use state::DevState;
 
 use crate::{
-    config::{Config, PoolConfig},
+    config::{Config, ListenAddr, PoolConfig},
     jwks::KeySet,
     validate::unix_now,
 };
@@ -167,14 +167,14 @@ impl DevIssuer {
     }
 
     /// A service configuration trusting this issuer and using it for GetUser.
-    pub fn service_config(&self, listen: &str) -> Config {
+    pub fn service_config(&self, listen: ListenAddr) -> Config {
         let mut config = Config {
-            listen: listen.to_string(),
+            listen,
             pools: vec![self.pool_config()],
             ..Config::default()
         };
         config.userinfo.cognito_endpoint = format!("http://{}/", self.addr);
-        config.metrics.listen = "127.0.0.1:0".into();
+        config.metrics.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config
     }
 
@@ -321,7 +321,7 @@ pub const OFFLINE_ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us
 #[doc(hidden)]
 pub fn offline_app(keys: &[&SigningKey]) -> anyhow::Result<crate::App> {
     let mut config = Config {
-        listen: "127.0.0.1:0".into(),
+        listen: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
         pools: vec![PoolConfig {
             client_ids: vec![DEV_CLIENT_ID.into()],
             jwks_url: Some("http://127.0.0.1:9/jwks.json".into()),

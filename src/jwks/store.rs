@@ -33,7 +33,7 @@ use super::{
     fetch::{FetchError, JwksFetcher},
     keyset::{KeyFingerprint, KeySet, VerifyingKey},
 };
-use crate::config::{Config, PoolId};
+use crate::config::{JwksConfig, PoolConfig, PoolId};
 
 mod refetch;
 
@@ -115,11 +115,11 @@ pub struct KeyStore {
 
 impl KeyStore {
     pub fn new(
-        config: &Config,
+        pools: &[PoolConfig],
+        config: &JwksConfig,
         observer: Arc<dyn KeyStoreObserver>,
     ) -> Result<Arc<Self>, reqwest::Error> {
-        let pools = config
-            .pools
+        let pools = pools
             .iter()
             .map(|p| Pool {
                 name: p.name.clone(),
@@ -135,7 +135,7 @@ impl KeyStore {
                 refetch_waiters: AtomicUsize::new(0),
             })
             .collect::<Vec<_>>();
-        let refresh_interval = config.refresh_interval();
+        let refresh_interval = Duration::from_secs(config.refresh_interval_secs);
         // With no required pool there is nothing to wait for.
         let ready_at_start = !pools.iter().any(|p| p.required);
         Ok(Arc::new(Self {
@@ -143,17 +143,17 @@ impl KeyStore {
                 .max_capacity(pools.len() as u64 + 1)
                 .build(),
             unknown_kids: moka::sync::Cache::builder()
-                .max_capacity(config.jwks.unknown_kid_memory)
+                .max_capacity(config.unknown_kid_memory)
                 .time_to_live(refresh_interval)
                 .build(),
             pools,
             generation: AtomicU64::new(0),
-            fetcher: JwksFetcher::new(&config.jwks)?,
-            cooldown: Duration::from_secs(config.jwks.unknown_kid_cooldown_secs),
-            max_refetch_waiters: config.jwks.max_refetch_waiters,
+            fetcher: JwksFetcher::new(config)?,
+            cooldown: Duration::from_secs(config.unknown_kid_cooldown_secs),
+            max_refetch_waiters: config.max_refetch_waiters,
             refresh_interval,
-            backoff_min: Duration::from_millis(config.jwks.retry_backoff_min_ms),
-            backoff_max: Duration::from_millis(config.jwks.retry_backoff_max_ms),
+            backoff_min: Duration::from_millis(config.retry_backoff_min_ms),
+            backoff_max: Duration::from_millis(config.retry_backoff_max_ms),
             ready: watch::channel(ready_at_start).0,
             observer,
         }))
@@ -396,7 +396,7 @@ fn jittered(base: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{config::PoolConfig, dev::SigningKey};
+    use crate::{config::JwksConfig, dev::SigningKey};
 
     struct Silent;
     impl KeyStoreObserver for Silent {}
@@ -408,16 +408,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_keys_publication_is_rechecked_only_after_a_removal() {
-        let config = Config {
-            pools: vec![PoolConfig {
-                client_ids: vec!["client".into()],
-                token_use: vec![crate::config::TokenUse::Id],
-                jwks_url: Some("http://127.0.0.1:9/jwks.json".into()),
-                ..PoolConfig::new("main", "us-east-1", "us-east-1_test")
-            }],
-            ..Config::default()
-        };
-        let store = KeyStore::new(&config, Arc::new(Silent)).unwrap();
+        let pools = [PoolConfig {
+            client_ids: vec!["client".into()],
+            token_use: vec![crate::config::TokenUse::Id],
+            jwks_url: Some("http://127.0.0.1:9/jwks.json".into()),
+            ..PoolConfig::new("main", "us-east-1", "us-east-1_test")
+        }];
+        let store = KeyStore::new(&pools, &JwksConfig::default(), Arc::new(Silent)).unwrap();
         let (a, b) = (
             SigningKey::generate("a").unwrap(),
             SigningKey::generate("b").unwrap(),

@@ -26,7 +26,7 @@ mod jwks;
 use jwks::JwksInstruments;
 
 use crate::{
-    config::{Config, PoolId, TokenUse},
+    config::{PoolConfig, PoolId, TokenUse},
     net::ConnectionObserver,
     userinfo::UserInfoObserver,
     validate::{Outcome, ValidationError},
@@ -82,10 +82,15 @@ fn shared(value: &str) -> Value {
 impl Metrics {
     /// Builds the meter provider: a Prometheus registry when the metrics port is
     /// on, an OTLP periodic reader when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
-    /// The instruments for `config`'s pools and the server's `rpcs`.
-    pub fn new(config: &Config, rpcs: RpcNames) -> anyhow::Result<Arc<Self>> {
+    /// The instruments for the `pools` and the server's `rpcs`; `prometheus`:
+    /// whether the metrics port serves them (`metrics.enabled`).
+    pub fn new(
+        pools: &[PoolConfig],
+        prometheus: bool,
+        rpcs: RpcNames,
+    ) -> anyhow::Result<Arc<Self>> {
         let mut builder = SdkMeterProvider::builder().with_resource(super::resource());
-        let registry = if config.metrics.enabled {
+        let registry = if prometheus {
             let registry = prometheus::Registry::new();
             builder = builder.with_reader(
                 opentelemetry_prometheus::exporter()
@@ -102,7 +107,7 @@ impl Metrics {
         }
         let provider = builder.build();
         let meter = provider.meter("token-validator");
-        let metrics = Self::with_meter(config, rpcs, provider.clone(), registry, &meter);
+        let metrics = Self::with_meter(pools, rpcs, provider.clone(), registry, &meter);
         metrics.start_counters_at_zero();
         Ok(Arc::new(metrics))
     }
@@ -159,7 +164,7 @@ impl Metrics {
     }
 
     fn with_meter(
-        config: &Config,
+        pools: &[PoolConfig],
         rpcs: RpcNames,
         provider: SdkMeterProvider,
         registry: Option<prometheus::Registry>,
@@ -180,8 +185,7 @@ impl Metrics {
                 .build()
         };
         Self {
-            pools: config
-                .pools
+            pools: pools
                 .iter()
                 .map(|p| KeyValue::new("pool", shared(&p.name)))
                 .collect(),
@@ -202,7 +206,7 @@ impl Metrics {
             bound: BoundSeries {
                 validation_duration: rpcs.methods.iter().map(|_| Default::default()).collect(),
                 rpc_ok_duration: rpcs.methods.iter().map(|_| OnceLock::new()).collect(),
-                valid: config.pools.iter().map(|_| Default::default()).collect(),
+                valid: pools.iter().map(|_| Default::default()).collect(),
             },
             jwks: JwksInstruments::new(&counter, &latency),
             get_user_lookups: counter(

@@ -28,7 +28,7 @@ pub use token::{Audience, TokenClaims};
 pub use verified::VerifiedToken;
 
 use crate::{
-    config::{Config, PoolId, TokenUse},
+    config::{PoolConfig, PoolId, TokenCacheConfig, TokenUse, ValidationConfig},
     jwks::{KeyStore, SigningAlgorithm},
 };
 
@@ -100,9 +100,18 @@ pub fn unix_now() -> i64 {
 }
 
 impl Validator {
-    pub fn new(config: &Config, keys: Arc<KeyStore>) -> Self {
-        let pools = config
-            .pools
+    pub fn new(
+        pools: &[PoolConfig],
+        validation: &ValidationConfig,
+        token_cache: &TokenCacheConfig,
+        keys: Arc<KeyStore>,
+    ) -> Self {
+        let by_issuer = pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.issuer(), i))
+            .collect();
+        let pools = pools
             .iter()
             .map(|p| PoolRules {
                 client_ids: p.client_ids.iter().cloned().collect(),
@@ -110,31 +119,17 @@ impl Validator {
                 token_use: p.token_use.clone(),
             })
             .collect();
-        let by_issuer = config
-            .pools
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.issuer(), i))
-            .collect();
-        let algorithms = config
-            .validation
-            .algorithms
-            .iter()
-            .filter_map(|a| SigningAlgorithm::from_name(a))
-            .collect();
+
         Self {
             pools,
             by_issuer,
             keys,
-            cache: config
-                .token_cache
-                .enabled
-                .then(|| TokenCache::new(&config.token_cache)),
-            algorithms,
+            cache: token_cache.enabled.then(|| TokenCache::new(token_cache)),
+            algorithms: validation.algorithms.clone(),
             // Both bounded by MAX_SKEW_SECS at load.
-            leeway: config.validation.leeway_secs as i64,
-            skew: config.validation.max_clock_skew_secs as i64,
-            max_token_bytes: config.validation.max_token_bytes,
+            leeway: validation.leeway_secs as i64,
+            skew: validation.max_clock_skew_secs as i64,
+            max_token_bytes: validation.max_token_bytes,
         }
     }
 

@@ -291,7 +291,7 @@ async fn serve_get_user(State(state): State<Arc<ServerState>>) -> axum::response
 /// The one-pool configuration used by most tests, fetching keys from `jwks_url`.
 pub fn config_for(jwks_url: &str) -> Config {
     let mut config = Config {
-        listen: "127.0.0.1:0".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
         pools: vec![PoolConfig {
             client_ids: vec![CLIENT_ID.into()],
             jwks_url: Some(jwks_url.into()),
@@ -302,7 +302,7 @@ pub fn config_for(jwks_url: &str) -> Config {
     config.jwks.retry_backoff_min_ms = 50;
     config.jwks.retry_backoff_max_ms = 200;
     config.userinfo.cognito_lookup = false;
-    config.metrics.listen = "127.0.0.1:0".into();
+    config.metrics.listen = "127.0.0.1:0".parse().unwrap();
     config
 }
 
