@@ -1,14 +1,17 @@
-//! Wiring: config → key store → validator → user info → gRPC server, with
-//! telemetry beside. Used by `serve`, `dev` and the integration tests, so all
+//! Wiring: config → key store → validator → user info → gRPC server (and the
+//! gateway adapters on it and on their own port), with telemetry beside. Used by `serve`, `dev` and the integration tests, so all
 //! three run the same service.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::{
     config::Config,
-    grpc::{GrpcServer, Listener, TokenValidatorService, tls::TlsSource},
+    gateway::Gateway,
+    grpc::{
+        GrpcServer, Listener, TokenValidatorService, ext_authz::ExtAuthzService, tls::TlsSource,
+    },
     jwks::KeyStore,
     telemetry::{audit::AuditLog, metrics::Metrics},
     userinfo::UserInfoService,
@@ -24,6 +27,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The TokenValidator service, built once here with what it needs.
     service: Arc<TokenValidatorService>,
+    gateway: Arc<Gateway>,
     tls: Option<Arc<TlsSource>>,
 }
 
@@ -31,6 +35,8 @@ pub struct App {
 pub struct Listeners {
     pub grpc: Listener,
     pub metrics: Option<TcpListener>,
+    /// The forward-auth port, when `gateway.http_listen` is set.
+    pub gateway: Option<TcpListener>,
 }
 
 impl App {
@@ -69,12 +75,14 @@ impl App {
             audit,
             &config.server,
         ));
+        let gateway = Arc::new(Gateway::new(&config.gateway));
         Ok(Self {
             config: Arc::new(config),
             keys,
             validator,
             metrics,
             service,
+            gateway,
             tls,
         })
     }
@@ -94,7 +102,17 @@ impl App {
         } else {
             None
         };
-        Ok(Listeners { grpc, metrics })
+        let gateway = match self.config.gateway.http_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on gateway.http_listen {addr}: {e}")
+            })?),
+            None => None,
+        };
+        Ok(Listeners {
+            grpc,
+            metrics,
+            gateway,
+        })
     }
 
     /// Starts key fetching, then serves until `shutdown` and the drain complete.
@@ -120,8 +138,36 @@ impl App {
                 crate::telemetry::http::serve(listener, &config, metrics, keys, drained).await
             })
         });
+        let forward_auth = listeners.gateway.map(|listener| {
+            let config = self.config.gateway.clone();
+            // Like the gRPC port: serving through the shutdown delay, then
+            // requests in flight get the same grace as gRPC calls.
+            let delay = Duration::from_millis(self.config.server.shutdown_delay_ms);
+            let drain = Duration::from_secs(self.config.server.shutdown_grace_secs);
+            let (gateway, service, observer) = (
+                self.gateway.clone(),
+                self.service.clone(),
+                self.metrics.clone(),
+            );
+            let signalled = draining();
+            let drained = async move {
+                signalled.await;
+                tokio::time::sleep(delay).await;
+            };
+            tokio::spawn(async move {
+                crate::gateway::forward_auth::serve(
+                    listener, &config, drain, gateway, service, observer, drained,
+                )
+                .await
+            })
+        });
+        let ext_authz = Arc::new(ExtAuthzService::new(
+            self.service.clone(),
+            self.gateway.clone(),
+        ));
         let server = GrpcServer::new(
             self.service,
+            ext_authz,
             self.keys.clone(),
             self.tls,
             self.metrics,
@@ -139,8 +185,8 @@ impl App {
         };
         // The gRPC server may also have stopped on its own (an error): drain the side port too.
         drain.send_replace(true);
-        if let Some(side_port) = side_port {
-            let _ = side_port.await;
+        for port in [side_port, forward_auth].into_iter().flatten() {
+            let _ = port.await;
         }
         for task in refresh {
             task.abort();
@@ -154,6 +200,7 @@ impl App {
         let listeners = app.bind().await?;
         let addr = listeners.grpc.local_addr();
         let metrics_addr = listeners.metrics.as_ref().and_then(|l| l.local_addr().ok());
+        let gateway_addr = listeners.gateway.as_ref().and_then(|l| l.local_addr().ok());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.clone().serve(listeners, async {
             let _ = stopped.await;
@@ -161,6 +208,7 @@ impl App {
         Ok(RunningService {
             addr,
             metrics_addr,
+            gateway_addr,
             app,
             stop: Some(stop),
             task,
@@ -174,6 +222,8 @@ pub struct RunningService {
     pub addr: String,
     /// The bound metrics port, when enabled.
     pub metrics_addr: Option<SocketAddr>,
+    /// The bound forward-auth port, when `gateway.http_listen` is set.
+    pub gateway_addr: Option<SocketAddr>,
     pub app: App,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,

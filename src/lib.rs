@@ -11,6 +11,7 @@ mod app;
 pub mod cli;
 pub mod config;
 pub mod dev;
+pub mod gateway;
 pub mod grpc;
 pub mod jwks;
 pub(crate) mod net;

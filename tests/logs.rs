@@ -102,6 +102,11 @@ async fn the_effective_config_is_logged_once_at_start_as_plain_values() {
         serde_json::from_str(line["fields"]["config"].as_str().unwrap()).unwrap();
     assert_eq!(config["jwks"]["refresh_interval_secs"], json!(77));
     assert_eq!(config["pools"][0]["name"], json!("main"));
-    assert!(config["metrics"]["listen"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(
+        config["metrics"]["listen"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
     assert!(!log.contains("Some("), "{log}");
 }

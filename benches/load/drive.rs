@@ -37,6 +37,8 @@ use crate::{
 pub enum Rpc {
     Validate,
     Userinfo,
+    /// Envoy's ext_authz `Check`, the token in the request's `authorization` header.
+    Check,
 }
 
 /// What to send, how hard and for how long.
@@ -334,6 +336,7 @@ async fn call(channel: Channel, rpc: Rpc, token: String) -> Answer {
                 }
             })
             .map_err(|s| format!("{:?}", s.code())),
+        Rpc::Check => check(channel, token).await,
         Rpc::Userinfo => match TokenValidatorClient::new(channel)
             .get_user_info(GetUserInfoRequest { token })
             .await
@@ -345,6 +348,43 @@ async fn call(channel: Channel, rpc: Rpc, token: String) -> Answer {
             }
             Err(status) => Err(format!("{:?}", status.code())),
         },
+    }
+}
+
+/// A `Check` as Envoy sends it; the answer's reason from the denial's JSON body.
+async fn check(channel: Channel, token: String) -> Answer {
+    use envoy_types::pb::envoy::service::auth::v3::{
+        AttributeContext, CheckRequest, attribute_context,
+        authorization_client::AuthorizationClient, check_response::HttpResponse,
+    };
+    let http = attribute_context::HttpRequest {
+        method: "GET".into(),
+        path: "/".into(),
+        headers: [("authorization".to_string(), format!("Bearer {token}"))].into(),
+        ..Default::default()
+    };
+    let request = CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(attribute_context::Request {
+                http: Some(http),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
+    let response = AuthorizationClient::new(channel)
+        .check(request)
+        .await
+        .map_err(|s| format!("{:?}", s.code()))?
+        .into_inner();
+    match response.http_response {
+        Some(HttpResponse::OkResponse(_)) => Ok(Reason::Unspecified),
+        Some(HttpResponse::DeniedResponse(denied)) => {
+            let body: serde_json::Value = serde_json::from_str(&denied.body).unwrap_or_default();
+            let name = body["reason"].as_str().unwrap_or_default();
+            Ok(Reason::from_str_name(name).unwrap_or(Reason::Malformed))
+        }
+        other => Err(format!("unexpected answer {other:?}")),
     }
 }
 

@@ -197,7 +197,22 @@ async fn self_check(server: &tokio::runtime::Handle) -> anyhow::Result<bool> {
         "--label",
         "self-check open loop userinfo",
     ]);
-    Ok(ok && run(open, server).await?)
+    let check = Args::parse_from([
+        "load",
+        "--requests",
+        "300",
+        "--warmup",
+        "0s",
+        "--invalid",
+        "0.3",
+        "--tokens",
+        "5",
+        "--rpc",
+        "check",
+        "--label",
+        "self-check ext_authz Check",
+    ]);
+    Ok(ok && run(open, server).await? && run(check, server).await?)
 }
 
 async fn run(args: Args, server: &tokio::runtime::Handle) -> anyhow::Result<bool> {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{TokenKind, raise_open_file_limit, shutdown_signal};
 use crate::{
-    App,
+    App, Config,
     config::ListenAddr,
     dev::{DEV_CLIENT_ID, DevIssuer, DevState, MintRequest, MintedTokens},
 };
@@ -21,6 +21,7 @@ pub struct DevArgs {
     pub issuer_listen: Option<SocketAddr>,
     pub state_dir: Option<PathBuf>,
     pub metrics_listen: SocketAddr,
+    pub config: Option<PathBuf>,
     pub json_output: bool,
     pub print_token: Option<TokenKind>,
 }
@@ -29,6 +30,8 @@ pub struct DevArgs {
 struct Running {
     grpc_addr: String,
     metrics_addr: String,
+    /// The forward-auth port, when the config file enables it.
+    gateway_url: Option<String>,
     issuer: DevIssuer,
     tokens: MintedTokens,
 }
@@ -61,11 +64,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     if let Some(state) = &state {
         state.save(issuer.signing_key(), issuer.addr())?;
     }
-    let mut config = issuer.service_config(args.listen);
+    // A file adds its settings (gateway routes, limits, more pools); the
+    // flags' addresses and the dev pool go on top.
+    let mut config = Config::read(args.config.as_deref())?;
+    config.listen = args.listen;
+    config.metrics.enabled = true;
     config.metrics.listen = args.metrics_listen;
+    issuer.trust_in(&mut config);
     let app = App::new(config)?;
     let listeners = app.bind().await?;
     let grpc_addr = listeners.grpc.local_addr();
+    let gateway_url = listeners
+        .gateway
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|addr| format!("http://{addr}"));
     let metrics_addr = listeners
         .metrics
         .as_ref()
@@ -83,6 +96,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         tokens: issuer.mint(&MintRequest::default()),
         grpc_addr,
         metrics_addr,
+        gateway_url,
         issuer,
     };
     match (args.json_output, args.print_token) {
@@ -106,6 +120,7 @@ fn json_line(running: &Running) -> serde_json::Value {
         "client_id": DEV_CLIENT_ID,
         "mint_url": format!("http://{}/dev/tokens", issuer.addr()),
         "metrics_url": format!("http://{metrics_addr}/metrics"),
+        "gateway_url": running.gateway_url,
         "id_token": tokens.id_token,
         "access_token": tokens.access_token,
     })
@@ -117,6 +132,9 @@ fn banner(running: &Running, kept: bool) -> String {
     let tokens = &running.tokens;
     let me = command_name();
     let issuer_addr = issuer.addr();
+    let gateway = running.gateway_url.as_ref().map_or_else(String::new, |url| {
+        format!("\n  forward-auth  {url}/auth  (nginx auth_request, Traefik, Caddy; ext_authz is on the gRPC port)")
+    });
     let restart = if kept {
         "kept in --state-dir: tokens minted now stay valid after a restart"
     } else {
@@ -128,7 +146,7 @@ fn banner(running: &Running, kept: bool) -> String {
          \n  issuer        {issuer_url}  (port fixed, default {DEFAULT_ISSUER_LISTEN}; --issuer-listen to change)\
          \n  signing key   {restart}\
          \n  client id     {DEV_CLIENT_ID}\
-         \n  metrics       http://{metrics_addr}/metrics  (/healthz, /readyz)\
+         \n  metrics       http://{metrics_addr}/metrics  (/healthz, /readyz){gateway}\
          \n  user          dev-user (groups admin, users; email dev-user@example.com)\
          \n\nID token:\n{id}\n\nAccess token:\n{access}\n\
          \nTry, in another terminal:\

@@ -78,6 +78,10 @@ enum Command {
         /// Metrics and HTTP probe port (/metrics, /healthz, /readyz).
         #[arg(long, default_value = "127.0.0.1:0")]
         metrics_listen: SocketAddr,
+        /// A config file whose settings apply too (e.g. `gateway` routes); the
+        /// dev pool is added to its pools, and the flags' addresses win.
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Print one JSON line (addresses and tokens) for scripts instead of the banner.
         #[arg(long)]
         json: bool,
@@ -171,6 +175,7 @@ async fn run(command: Command) -> ExitCode {
             issuer_listen,
             state_dir,
             metrics_listen,
+            config,
             json,
             print_token,
         } => report(
@@ -179,6 +184,7 @@ async fn run(command: Command) -> ExitCode {
                 issuer_listen,
                 state_dir,
                 metrics_listen,
+                config,
                 json_output: json,
                 print_token,
             })

@@ -14,6 +14,76 @@ impl Config {
         self.check_validation()?;
         self.check_jwks()?;
         self.check_tls()?;
+        self.check_gateway()?;
+        Ok(())
+    }
+
+    /// Gateway routes and identity header names: well formed, so every
+    /// request meets a policy that means what it says.
+    fn check_gateway(&self) -> Result<(), ConfigError> {
+        let gateway = &self.gateway;
+        let mut names = HashSet::new();
+        for (field, name) in gateway.headers.all() {
+            let key = format!("gateway.headers.{field}");
+            let valid = !name.is_empty()
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !valid {
+                return Err(invalid(
+                    key,
+                    format!("{name:?} is not a lowercase header name (letters, digits, - and _)"),
+                ));
+            }
+            if matches!(name, "authorization" | "host" | "cookie" | "content-length") {
+                return Err(invalid(key, format!("{name:?} is not an identity header")));
+            }
+            if !names.insert(name) {
+                return Err(invalid(key, format!("{name:?} names two identity headers")));
+            }
+        }
+        for (i, route) in gateway.routes.iter().enumerate() {
+            let key = |field: &str| format!("gateway.routes[{i}].{field}");
+            if !route.path_prefix.starts_with('/') {
+                return Err(invalid(key("path_prefix"), "must start with /"));
+            }
+            if route.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
+                return Err(invalid(
+                    key("host"),
+                    "must not be empty (leave it out for any host)",
+                ));
+            }
+            if let Some(method) = route
+                .methods
+                .iter()
+                .find(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()))
+            {
+                return Err(invalid(
+                    key("methods"),
+                    format!("{method:?} is not an upper-case HTTP method (e.g. GET)"),
+                ));
+            }
+            let demands = route.token_use.is_some()
+                || !route.required_scopes.is_empty()
+                || !route.required_groups.is_empty();
+            if route.anonymous && demands {
+                return Err(invalid(
+                    key("anonymous"),
+                    "an anonymous route needs no token, so it cannot require a token_use, scopes or groups",
+                ));
+            }
+        }
+        let default = &gateway.default;
+        if default.anonymous
+            && (default.token_use.is_some()
+                || !default.required_scopes.is_empty()
+                || !default.required_groups.is_empty())
+        {
+            return Err(invalid(
+                "gateway.default.anonymous",
+                "an anonymous default needs no token, so it cannot require a token_use, scopes or groups",
+            ));
+        }
         Ok(())
     }
 

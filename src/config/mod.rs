@@ -13,6 +13,7 @@
 //!    file lists none.
 
 mod checks;
+mod gateway;
 mod load_error;
 mod ranges;
 mod schema;
@@ -28,6 +29,7 @@ use figment::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use gateway::{GatewayConfig, GatewayPolicy, GatewayRoute, IdentityHeaderNames};
 pub use schema::{chart_schema, json_schema};
 pub use sections::*;
 pub use types::{ListenAddr, SigningAlgorithm};
@@ -72,6 +74,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub metrics: MetricsConfig,
     pub audit: AuditConfig,
+    /// Proxies asking "may this request pass?": Envoy ext_authz, HTTP forward-auth.
+    pub gateway: GatewayConfig,
     /// TLS (and optionally mTLS) on the gRPC port; absent: plaintext.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
@@ -89,6 +93,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             metrics: MetricsConfig::default(),
             audit: AuditConfig::default(),
+            gateway: GatewayConfig::default(),
             tls: None,
         }
     }
@@ -106,6 +111,15 @@ impl Config {
         file: Option<&Path>,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
+        let mut config = Self::read(file)?;
+        config.apply_one_pool_env(var)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Defaults, the optional YAML file and the `TOKEN_VALIDATOR__*`
+    /// environment, not yet validated: `dev` adds its own pool first.
+    pub fn read(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.is_file() {
@@ -118,9 +132,7 @@ impl Config {
         }
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
         let mut config: Config = figment.extract().map_err(load_error::one_line)?;
-        config.apply_one_pool_env(var)?;
         config.userinfo.apply_aliases(&config.jwks);
-        config.validate()?;
         Ok(config)
     }
 

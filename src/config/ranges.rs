@@ -19,7 +19,7 @@ impl Config {
             &self.token_cache,
             &self.server,
         );
-        let (u, m, a) = (&self.userinfo, &self.metrics, &self.audit);
+        let (u, m, a, g) = (&self.userinfo, &self.metrics, &self.audit, &self.gateway);
         let mut keys = vec![
             ("userinfo.cache_ttl_secs", u.cache_ttl_secs, 0, SEC_DAY),
             ("userinfo.cache_max_entries", u.cache_max_entries, 0, 10_000_000),
@@ -57,6 +57,8 @@ impl Config {
             ("metrics.max_connections", m.max_connections as u64, 1, 1 << 16),
             ("metrics.idle_timeout_secs", m.idle_timeout_secs, 1, 3600),
             ("audit.max_events_per_sec", u64::from(a.max_events_per_sec), 1, 1_000_000),
+            ("gateway.max_connections", g.max_connections as u64, 1, 1 << 20),
+            ("gateway.idle_timeout_secs", g.idle_timeout_secs, 1, 3600),
         ];
         if let Some(tls) = &self.tls {
             keys.push(("tls.reload_interval_secs", tls.reload_interval_secs, 1, SEC_DAY));

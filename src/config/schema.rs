@@ -25,8 +25,10 @@ pub fn json_schema() -> Value {
 
 /// The schema of the chart's `config` value: the file's, less what the chart
 /// writes itself (`listen` and `metrics.listen` from `listenAddress` and
-/// `containerPorts`, `metrics.enabled` from `metrics.enabled`), and with at
-/// least one pool, since the chart's ConfigMap is where pools are listed.
+/// `containerPorts`, `metrics.enabled` from `metrics.enabled`), with at least
+/// one pool (the chart's ConfigMap is where pools are listed), and with the
+/// TLS file paths optional (the chart fills them from `tls.secretName`;
+/// values.schema.json requires them when no Secret is named).
 pub fn chart_schema() -> Value {
     let mut schema = json_schema();
     let object = schema.as_object_mut().expect("an object schema");
@@ -38,6 +40,10 @@ pub fn chart_schema() -> Value {
     remove(&mut properties["metrics"]["properties"], "listen");
     remove(&mut properties["metrics"]["properties"], "enabled");
     properties["pools"]["minItems"] = json!(1);
+    if let Some(tls) = object_schema(&mut properties["tls"]).and_then(Value::as_object_mut) {
+        tls.remove("required");
+    }
+    schema["required"] = json!(["pools"]);
     schema["description"] = json!(
         "The service's configuration file (config.schema.json at the repository's root, \
          generated from the Rust types), less listen, metrics.listen and metrics.enabled, \

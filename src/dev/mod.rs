@@ -166,6 +166,12 @@ impl DevIssuer {
         }
     }
 
+    /// Makes `config` trust this issuer (its pool added) and use it for GetUser.
+    pub fn trust_in(&self, config: &mut Config) {
+        config.pools.push(self.pool_config());
+        config.userinfo.cognito_endpoint = format!("http://{}/", self.addr);
+    }
+
     /// A service configuration trusting this issuer and using it for GetUser.
     pub fn service_config(&self, listen: ListenAddr) -> Config {
         let mut config = Config {

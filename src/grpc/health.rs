@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use super::SERVICE_NAME;
+use super::{EXT_AUTHZ_SERVICE_NAME, SERVICE_NAME};
 use crate::jwks::KeyStore;
 
 /// The health name of one pool.
@@ -53,9 +53,11 @@ impl Health {
                 reporter
                     .set_service_status("", ServingStatus::Serving)
                     .await;
-                reporter
-                    .set_service_status(SERVICE_NAME, ServingStatus::Serving)
-                    .await;
+                for name in [SERVICE_NAME, EXT_AUTHZ_SERVICE_NAME] {
+                    reporter
+                        .set_service_status(name, ServingStatus::Serving)
+                        .await;
+                }
             }
         }));
         for pool in 0..self.keys.pool_count() {
@@ -76,7 +78,9 @@ impl Health {
     /// Sets the overall and every pool's status (NOT_SERVING at start and shutdown).
     pub async fn set_all(&self, status: ServingStatus) {
         self.reporter.set_service_status("", status).await;
-        self.reporter.set_service_status(SERVICE_NAME, status).await;
+        for name in [SERVICE_NAME, EXT_AUTHZ_SERVICE_NAME] {
+            self.reporter.set_service_status(name, status).await;
+        }
         for pool in 0..self.keys.pool_count() {
             self.reporter
                 .set_service_status(&pool_service_name(self.keys.pool_name(pool)), status)

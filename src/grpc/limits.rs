@@ -114,6 +114,11 @@ impl Admission {
                 "rate limit for this caller exceeded (server.rate_limit_per_caller)",
             ));
         }
+        self.admit_counted()
+    }
+
+    /// Admission by the in-flight count alone.
+    pub fn admit_counted(&self) -> Result<Permit<'_>, tonic::Status> {
         // Count first, then check: a refused call undoes its count (through the
         // permit's drop), so the count never stays above the calls running.
         let permit = Permit(&self.in_flight);

@@ -5,8 +5,9 @@
 pub mod client;
 pub(crate) mod codec;
 mod convert;
+pub mod ext_authz;
 pub mod health;
-mod limits;
+pub(crate) mod limits;
 mod server;
 mod service;
 pub mod tls;
@@ -32,6 +33,12 @@ pub const SERVICE_NAME: &str = "tokenvalidator.v1.TokenValidator";
 
 /// The RPCs this server reports metrics for (telemetry knows none by name).
 pub const RPC_NAMES: crate::telemetry::rpc::RpcNames = crate::telemetry::rpc::RpcNames {
-    service: SERVICE_NAME,
-    methods: &["ValidateToken", "GetUserInfo"],
+    methods: &[
+        (SERVICE_NAME, "ValidateToken"),
+        (SERVICE_NAME, "GetUserInfo"),
+        (EXT_AUTHZ_SERVICE_NAME, "Check"),
+    ],
 };
+
+/// Envoy's external authorization service, served on the same port.
+pub const EXT_AUTHZ_SERVICE_NAME: &str = "envoy.service.auth.v3.Authorization";

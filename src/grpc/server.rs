@@ -16,8 +16,9 @@ use tonic_health::ServingStatus;
 use tower::layer::util::{Identity, Stack};
 
 use super::{
-    health::Health, limits::OversizeIsInvalidArgument, proto, service::TokenValidatorService,
-    tls::TlsSource, transport::coalesced, unread::CountUnreadAnswers,
+    ext_authz::ExtAuthzService, health::Health, limits::OversizeIsInvalidArgument, proto,
+    service::TokenValidatorService, tls::TlsSource, transport::coalesced,
+    unread::CountUnreadAnswers,
 };
 use crate::{
     config::{ListenAddr, ServerConfig},
@@ -97,6 +98,7 @@ struct Started {
 /// reflection, the connection bounds and TLS.
 pub struct GrpcServer {
     service: Arc<TokenValidatorService>,
+    ext_authz: Arc<ExtAuthzService>,
     keys: Arc<KeyStore>,
     tls: Option<Arc<TlsSource>>,
     observer: Arc<dyn ConnectionObserver>,
@@ -106,6 +108,7 @@ pub struct GrpcServer {
 impl GrpcServer {
     pub fn new(
         service: Arc<TokenValidatorService>,
+        ext_authz: Arc<ExtAuthzService>,
         keys: Arc<KeyStore>,
         tls: Option<Arc<TlsSource>>,
         observer: Arc<dyn ConnectionObserver>,
@@ -113,6 +116,7 @@ impl GrpcServer {
     ) -> Self {
         Self {
             service,
+            ext_authz,
             keys,
             tls,
             observer,
@@ -176,6 +180,9 @@ impl GrpcServer {
         let service =
             proto::token_validator_server::TokenValidatorServer::from_arc(self.service.clone())
                 .max_decoding_message_size(self.config.max_request_bytes);
+        let ext_authz =
+            envoy_types::ext_authz::v3::pb::AuthorizationServer::from_arc(self.ext_authz.clone())
+                .max_decoding_message_size(self.config.max_request_bytes);
         let mut builder = Server::builder();
         if self.config.max_connection_age_secs > 0 {
             builder = builder
@@ -205,6 +212,7 @@ impl GrpcServer {
                     .expect("the embedded descriptor sets are valid"),
             )
             .add_service(service)
+            .add_service(ext_authz)
     }
 
     /// Starts accepting on `listener` (TCP, TCP with TLS, or Unix) and serving.

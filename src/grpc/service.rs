@@ -19,7 +19,9 @@ use crate::{
     config::ServerConfig,
     telemetry::{audit::AuditLog, metrics::Metrics, parent_context},
     userinfo::UserInfoService,
-    validate::{Outcome, Policy, ValidationError, Validator, hash_prefix, strip_bearer},
+    validate::{
+        Outcome, Policy, ValidationError, Validator, VerifiedToken, hash_prefix, strip_bearer,
+    },
 };
 
 /// Implements the generated `TokenValidator` trait.
@@ -34,12 +36,16 @@ pub struct TokenValidatorService {
 
 /// The span of one RPC; fields are filled in as the answer becomes known.
 fn rpc_span<T>(method: &'static str, request: &Request<T>) -> tracing::Span {
+    let service = match method {
+        "Check" => super::EXT_AUTHZ_SERVICE_NAME,
+        _ => super::SERVICE_NAME,
+    };
     let span = tracing::debug_span!(
         "rpc",
-        otel.name = format!("{}/{method}", super::SERVICE_NAME),
+        otel.name = format!("{service}/{method}"),
         otel.kind = "server",
         rpc.system = "grpc",
-        rpc.service = super::SERVICE_NAME,
+        rpc.service = service,
         rpc.method = method,
         rpc.grpc.status_code = Empty,
         pool = Empty,
@@ -73,9 +79,36 @@ impl TokenValidatorService {
         }
     }
 
+    /// The token of a proxied request (ext_authz `Check`, forward-auth) checked
+    /// under `policy`, observed like any call: metrics, audit, span fields.
+    pub(crate) async fn check(
+        &self,
+        rpc: &'static str,
+        token: &str,
+        policy: &Policy,
+        peer: Option<SocketAddr>,
+    ) -> Result<Arc<VerifiedToken>, ValidationError> {
+        let started = Instant::now();
+        let outcome = self.validator.validate(token, policy).await;
+        self.observe(rpc, &outcome, started, peer, &tracing::Span::current());
+        outcome.result
+    }
+
+    /// Admission for a call that has no gRPC request (forward-auth): counted
+    /// against `server.max_concurrent_requests`; never rate-limited per
+    /// caller, since its caller is the proxy of every user.
+    pub(crate) fn admit_proxied(&self) -> Option<super::limits::Permit<'_>> {
+        self.admission.admit_counted().ok()
+    }
+
+    /// `server.request_timeout_ms`.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// What every call goes through: metrics, its span, admission control and
     /// the per-call timeout around `body`.
-    async fn handle<T, R, F>(
+    pub(crate) async fn handle<T, R, F>(
         &self,
         method: &'static str,
         request: Request<T>,

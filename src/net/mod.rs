@@ -12,6 +12,7 @@
 
 pub mod accept;
 mod guarded;
+pub mod http1;
 
 pub use guarded::{ConnectionLimits, ConnectionState, Deadlines, Guarded, UnreadAnswer};
 

@@ -20,18 +20,13 @@ use axum::{
     response::IntoResponse,
     routing::get,
 };
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    service::TowerToHyperService,
-};
 use tokio::net::TcpListener;
-use tokio_stream::StreamExt;
 
 use super::metrics::Metrics;
 use crate::{
     config::MetricsConfig,
     jwks::KeyStore,
-    net::{ConnectionLimits, Deadlines, accept},
+    net::http1::{self, Http1Port},
 };
 
 /// The longest a side-port connection lives; scrapers and probes reconnect.
@@ -52,47 +47,23 @@ pub async fn serve(
     keys: Arc<KeyStore>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let idle = Duration::from_secs(config.idle_timeout_secs);
-    let limits = ConnectionLimits::new(
-        "metrics",
-        config.max_connections,
-        0,
-        Deadlines {
-            first_byte: Some(idle),
-            idle: Some(idle),
-            lifetime: Some(CONNECTION_LIFETIME),
-            stall: None,
-        },
-        metrics.clone(),
-    );
+    let port = Http1Port {
+        name: "metrics",
+        max_connections: config.max_connections,
+        idle: Duration::from_secs(config.idle_timeout_secs),
+        lifetime: CONNECTION_LIFETIME,
+        // Scrapes and probes take microseconds; nothing to wait for.
+        drain: Duration::ZERO,
+    };
     let router = Router::new()
         .route("/metrics", get(scrape))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(PortState { metrics, keys });
-    let (mut incoming, accepting) =
-        accept::spawn(listener, limits, |tcp| std::future::ready(Some(tcp)));
-    let mut connections = tokio::task::JoinSet::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(idle);
-    tokio::pin!(shutdown);
-    loop {
-        let io = tokio::select! {
-            () = &mut shutdown => break,
-            Some(Ok(io)) = incoming.next() => io,
-            else => break,
-        };
-        let connection =
-            http.serve_connection(TokioIo::new(io), TowerToHyperService::new(router.clone()));
-        connections.spawn(async move {
-            let _ = connection.await;
+        .with_state(PortState {
+            metrics: metrics.clone(),
+            keys,
         });
-        // Reap finished connections so the set stays as small as the open ones.
-        while connections.try_join_next().is_some() {}
-    }
-    accepting.abort();
-    connections.abort_all();
-    Ok(())
+    http1::serve(listener, port, router, metrics, shutdown).await
 }
 
 async fn scrape(State(state): State<PortState>) -> axum::response::Response {

@@ -148,7 +148,7 @@ impl Metrics {
         self.get_user_cache_hits.add(0, &[]);
         self.audit_suppressed.add(0, &[]);
         self.answers_refused.add(0, &[]);
-        for listener in ["grpc", "metrics"] {
+        for listener in ["grpc", "metrics", "gateway"] {
             self.accept_errors.add(0, &[kv("listener", listener)]);
         }
         for (listener, reason) in [
@@ -157,6 +157,9 @@ impl Metrics {
             ("metrics", "preface_timeout"),
             ("metrics", "idle_timeout"),
             ("metrics", "lifetime"),
+            ("gateway", "preface_timeout"),
+            ("gateway", "idle_timeout"),
+            ("gateway", "lifetime"),
         ] {
             self.connections_closed
                 .add(0, &[kv("listener", listener), kv("reason", reason)]);

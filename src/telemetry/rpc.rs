@@ -15,17 +15,21 @@ use super::metrics::Metrics;
 /// The RPCs a server reports, as the server names them.
 #[derive(Debug, Clone, Copy)]
 pub struct RpcNames {
-    /// The gRPC service, e.g. `tokenvalidator.v1.TokenValidator`.
-    pub service: &'static str,
-    /// Its methods; each gets its own pre-bound series and in-flight count.
-    pub methods: &'static [&'static str],
+    /// (gRPC service, method), e.g. (`tokenvalidator.v1.TokenValidator`,
+    /// `ValidateToken`); each gets its own pre-bound series and in-flight count.
+    pub methods: &'static [(&'static str, &'static str)],
 }
 
 impl RpcNames {
     /// The slot of `method`; `None` for any other (not counted as active, its
     /// series stay unbound).
     pub(super) fn slot(&self, method: &str) -> Option<usize> {
-        self.methods.iter().position(|m| *m == method)
+        self.methods.iter().position(|(_, m)| *m == method)
+    }
+
+    /// The service `method` belongs to.
+    fn service(&self, slot: Option<usize>) -> &'static str {
+        slot.map_or("", |slot| self.methods[slot].0)
     }
 }
 
@@ -53,7 +57,7 @@ pub(super) fn per_call_instruments(meter: &Meter, rpcs: RpcNames) -> Arc<PerCall
         .with_description("gRPC calls in flight, by rpc.method")
         .with_callback(move |gauge| {
             if let Some(counts) = weak.upgrade() {
-                for (slot, method) in rpcs.methods.iter().enumerate() {
+                for (slot, (_, method)) in rpcs.methods.iter().enumerate() {
                     gauge.observe(
                         counts.active[slot].load(Relaxed),
                         &[KeyValue::new("rpc.method", *method)],
@@ -124,7 +128,7 @@ impl RpcTimer {
         let labels = || {
             [
                 KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", self.metrics.rpcs.service),
+                KeyValue::new("rpc.service", self.metrics.rpcs.service(self.slot)),
                 KeyValue::new("rpc.method", self.method),
                 KeyValue::new("rpc.grpc.status_code", i64::from(code)),
             ]
