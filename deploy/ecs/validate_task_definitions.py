@@ -13,13 +13,20 @@ For each file:
      portMappings[].protocol/appProtocol, dependsOn[].condition, logDriver, ...;
   3. Fargate and token-validator specific rules: valid cpu/memory pair, the
      health check command, stopTimeout covering the service's drain, named
-     grpc port mapping with appProtocol grpc, awslogs options, volumes, and for
-     a sidecar task the app's dependsOn HEALTHY on the validator.
+     grpc port mapping with appProtocol grpc, awslogs options, volumes, for
+     a sidecar task the app's dependsOn HEALTHY on the validator, and for TLS
+     (TOKEN_VALIDATOR__TLS__*_FILE) the files on a read-only volume that an
+     init container (essential false, dependsOn SUCCESS) fills from `secrets`
+     with well-formed Secrets Manager / SSM ARNs.
+
+deploy/check_config.py runs `token-validator check-config` on the validator's
+environment.
 
 Prints one line per check and exits non-zero if any failed. Needs botocore.
 """
 
 import json
+import re
 import sys
 
 import botocore.session
@@ -32,6 +39,12 @@ METRICS_PORT = 9090
 DRAIN_SECS = 20  # the service's default server.shutdown_grace_secs
 FARGATE_MAX_STOP_TIMEOUT = 120
 ONE_POOL_ENV = ("COGNITO_REGION", "COGNITO_USER_POOL_ID", "COGNITO_CLIENT_IDS")
+TLS_FILE_ENV = ("TOKEN_VALIDATOR__TLS__CERT_FILE", "TOKEN_VALIDATOR__TLS__KEY_FILE", "TOKEN_VALIDATOR__TLS__CLIENT_CA_FILE")
+# What ECS accepts in secrets[].valueFrom: a Secrets Manager secret (optionally
+# :json-key:version-stage:version-id) or an SSM parameter, by full ARN.
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):(\d{12}):secret:[\w/+=.@-]+-[A-Za-z0-9]{6}"
+                        r"(:[^:]*:[^:]*:[^:]*)?$")
+PARAMETER_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:([a-z0-9-]+):(\d{12}):parameter/[\w/.-]+$")
 # Enum-typed members this project relies on: each must be present and checked.
 REQUIRED_ENUM_PATHS = (
     "networkMode",
@@ -129,8 +142,10 @@ def validate_file(path, input_shape):
             "; ".join(f"{p}={v!r} not in {allowed}" for p, v, allowed in bad))
     seen = {generic(p) for p, _, _ in found}
     containers = td.get("containerDefinitions", [])
-    is_sidecar = len(containers) > 1
-    required = REQUIRED_ENUM_PATHS + (SIDECAR_ENUM_PATHS if is_sidecar else ())
+    # An app beside the validator is essential; an init container (TLS files) is not.
+    is_sidecar = any(x.get("essential", True) and x.get("name") != VALIDATOR_NAME for x in containers)
+    inits = [x for x in containers if x.get("essential", True) is False]
+    required = REQUIRED_ENUM_PATHS + (SIDECAR_ENUM_PATHS if is_sidecar or inits else ())
     for req in required:
         c.check(req in seen, f"enum {req} is set and checked", "not present in the file")
 
@@ -155,16 +170,22 @@ def validate_file(path, input_shape):
         return c
     v = validators[0]
     c.check(v.get("essential") is True, "the validator container is essential")
+    env = env_map(v)
+    tls = [k for k in TLS_FILE_ENV if env.get(k)]
     hc = v.get("healthCheck", {})
-    c.check(hc.get("command") == HEALTH_COMMAND, f"healthCheck command is {HEALTH_COMMAND}", repr(hc.get("command")))
-    c.check(5 <= hc.get("interval", 30) <= 300 and 2 <= hc.get("timeout", 5) <= 60
-            and 1 <= hc.get("retries", 3) <= 10 and 0 <= hc.get("startPeriod", 0) <= 300
-            and hc.get("timeout", 5) < hc.get("interval", 30),
-            "healthCheck interval/timeout/retries/startPeriod are within ECS limits")
+    if tls:
+        # `token-validator health` speaks plaintext gRPC: against the TLS port it
+        # would fail every time and ECS would replace the task in a loop.
+        c.check(not hc, "TLS: no container healthCheck (token-validator health has no TLS client options)")
+    else:
+        c.check(hc.get("command") == HEALTH_COMMAND, f"healthCheck command is {HEALTH_COMMAND}", repr(hc.get("command")))
+        c.check(5 <= hc.get("interval", 30) <= 300 and 2 <= hc.get("timeout", 5) <= 60
+                and 1 <= hc.get("retries", 3) <= 10 and 0 <= hc.get("startPeriod", 0) <= 300
+                and hc.get("timeout", 5) < hc.get("interval", 30),
+                "healthCheck interval/timeout/retries/startPeriod are within ECS limits")
     stop = v.get("stopTimeout")
     c.check(isinstance(stop, int) and DRAIN_SECS + 5 <= stop <= FARGATE_MAX_STOP_TIMEOUT,
             f"stopTimeout ({stop}) covers the {DRAIN_SECS}s drain and is <= {FARGATE_MAX_STOP_TIMEOUT} (Fargate maximum)")
-    env = env_map(v)
     missing = [k for k in ONE_POOL_ENV if not env.get(k)]
     c.check(not missing, "one-pool environment (COGNITO_REGION, COGNITO_USER_POOL_ID, COGNITO_CLIENT_IDS) is set",
             f"missing {missing}")
@@ -188,6 +209,11 @@ def validate_file(path, input_shape):
         c.check(GRPC_PORT not in vmaps, f"sidecar: the validator's gRPC port {GRPC_PORT} is not published (apps use localhost)")
         c.check(env.get("TOKEN_VALIDATOR__LISTEN", "").startswith("127.0.0.1:"),
                 "sidecar: the validator listens on loopback only (TOKEN_VALIDATOR__LISTEN=127.0.0.1:...)")
+    elif tls:
+        g = vmaps.get(GRPC_PORT, {})
+        c.check(g.get("name") == "grpc" and "appProtocol" not in g and g.get("protocol", "tcp") == "tcp",
+                f"TLS: port {GRPC_PORT} is mapped as name grpc, protocol tcp, no appProtocol "
+                "(Service Connect's proxy cannot read gRPC inside the service's TLS)")
     else:
         g = vmaps.get(GRPC_PORT, {})
         c.check(g.get("name") == "grpc" and g.get("appProtocol") == "grpc" and g.get("protocol", "tcp") == "tcp",
@@ -206,8 +232,11 @@ def validate_file(path, input_shape):
                 and all(opts.get(k) for k in ("awslogs-group", "awslogs-region", "awslogs-stream-prefix")),
                 f"container {x.get('name')} logs with awslogs (group, region, stream-prefix)")
 
+    if tls or inits:
+        check_tls_init(c, td, v, env, tls, inits)
+
     if is_sidecar:
-        apps = [x for x in containers if x.get("name") != VALIDATOR_NAME]
+        apps = [x for x in containers if x.get("name") != VALIDATOR_NAME and x.get("essential", True)]
         for app in apps:
             deps = {d.get("containerName"): d.get("condition") for d in app.get("dependsOn", [])}
             c.check(deps.get(VALIDATOR_NAME) == "HEALTHY",
@@ -218,6 +247,37 @@ def validate_file(path, input_shape):
                     f"container {app.get('name')} reaches the validator on localhost:{GRPC_PORT}", addr)
         c.check("healthCheck" in v, "the validator has a healthCheck (needed for the HEALTHY condition)")
     return c
+
+
+def check_tls_init(c, td, v, env, tls, inits):
+    """TLS files from secrets: an init container writes them to a volume the validator mounts read-only."""
+    deps = {d.get("containerName"): d.get("condition") for d in v.get("dependsOn", [])}
+    for init in inits:
+        name = init.get("name")
+        c.check(deps.get(name) == "SUCCESS", f"the validator dependsOn init container {name} with condition SUCCESS")
+        c.check(init.get("secrets"), f"init container {name} takes the TLS material from secrets (valueFrom)")
+    ro_mounts = {m.get("containerPath", "").rstrip("/"): m.get("sourceVolume")
+                 for m in v.get("mountPoints", []) if m.get("readOnly") is True}
+    written = {m.get("sourceVolume") for x in inits for m in x.get("mountPoints", []) if m.get("readOnly") is not True}
+    for key in tls:
+        folder = env[key].rsplit("/", 1)[0]
+        volume = ro_mounts.get(folder)
+        c.check(volume is not None and volume in written,
+                f"{key} lies on a read-only mount of a volume an init container writes", env[key])
+    if "TOKEN_VALIDATOR__TLS__KEY_FILE" in tls or "TOKEN_VALIDATOR__TLS__CERT_FILE" in tls:
+        c.check(all(k in tls for k in TLS_FILE_ENV[:2]), "TLS: both CERT_FILE and KEY_FILE are set")
+    secrets = [s for x in td.get("containerDefinitions", []) for s in x.get("secrets", [])]
+    region = v.get("logConfiguration", {}).get("options", {}).get("awslogs-region")
+    account = td.get("executionRoleArn", "").split(":")[4] if td.get("executionRoleArn", "").count(":") >= 5 else None
+    for secret in secrets:
+        arn = secret.get("valueFrom", "")
+        m = SECRET_ARN.match(arn) or PARAMETER_ARN.match(arn)
+        c.check(bool(m) and m.group(1) == region and m.group(2) == account,
+                f"secret {secret.get('name')}: a full Secrets Manager or SSM parameter ARN in {region}, account {account}",
+                arn)
+    c.check(not secrets or td.get("executionRoleArn"),
+            "secrets are read with the execution role (executionRoleArn is set; it needs "
+            "secretsmanager:GetSecretValue / ssm:GetParameters on them)")
 
 
 def main(argv):

@@ -55,14 +55,39 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* Where tls.secretName is mounted. */}}
+{{- define "token-validator.tlsDir" -}}
+/var/run/secrets/token-validator/tls
+{{- end }}
+
+{{/* "true" when the gRPC port speaks TLS (from tls.secretName or config.tls). */}}
+{{- define "token-validator.tlsEnabled" -}}
+{{- if or .Values.tls.secretName .Values.config.tls }}true{{ end }}
+{{- end }}
+
 {{/*
-The service's config file. `listen` and `metrics` come from the chart's own
-values so the ports, probes and Service always agree.
+The service's config file: `config` as given, with `listen`, `metrics.listen`
+and `metrics.enabled` from the chart's own values (so the ports, probes and
+Service always agree; the other `config.metrics` keys pass through), and the
+files of tls.secretName wherever `config.tls` does not name its own.
 */}}
 {{- define "token-validator.config" -}}
 {{- $cfg := deepCopy .Values.config }}
 {{- $_ := set $cfg "listen" (printf "%s:%d" .Values.listenAddress (int .Values.containerPorts.grpc)) }}
-{{- $_ = set $cfg "metrics" (dict "enabled" .Values.metrics.enabled "listen" (printf "%s:%d" .Values.listenAddress (int .Values.containerPorts.metrics))) }}
+{{- $metrics := get $cfg "metrics" | default dict }}
+{{- $_ = set $metrics "enabled" .Values.metrics.enabled }}
+{{- $_ = set $metrics "listen" (printf "%s:%d" .Values.listenAddress (int .Values.containerPorts.metrics)) }}
+{{- $_ = set $cfg "metrics" $metrics }}
+{{- if .Values.tls.secretName }}
+{{- $dir := include "token-validator.tlsDir" . }}
+{{- $tls := get $cfg "tls" | default dict }}
+{{- $files := dict "cert_file" "tls.crt" "key_file" "tls.key" }}
+{{- if .Values.tls.clientCA }}{{ $_ = set $files "client_ca_file" "ca.crt" }}{{ end }}
+{{- range $key, $file := $files }}
+{{- if not (hasKey $tls $key) }}{{ $_ = set $tls $key (printf "%s/%s" $dir $file) }}{{ end }}
+{{- end }}
+{{- $_ = set $cfg "tls" $tls }}
+{{- end }}
 {{- toYaml $cfg }}
 {{- end }}
 
@@ -106,6 +131,12 @@ values so the ports, probes and Service always agree.
 {{- end }}
 {{- if and (gt (int .Values.preStopSleepSeconds) 0) (semverCompare "<1.30.0-0" .Capabilities.KubeVersion.Version) }}
 {{- fail (printf "preStopSleepSeconds needs Kubernetes >= 1.30 (native sleep preStop hook); this cluster is %s: set it to 0" .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- if and (include "token-validator.tlsEnabled" .) (not .Values.metrics.enabled) }}
+{{- fail "TLS on the gRPC port (tls.secretName or config.tls) needs metrics.enabled: true: the kubelet's gRPC probes cannot speak TLS, so the probes use GET /readyz and /healthz on the metrics port" }}
+{{- end }}
+{{- if and .Values.tls.clientCA (not .Values.tls.secretName) }}
+{{- fail "tls.clientCA needs tls.secretName (its ca.crt is the client CA); with your own files set config.tls.client_ca_file instead" }}
 {{- end }}
 {{- if eq (int .Values.containerPorts.grpc) (int .Values.containerPorts.metrics) }}
 {{- fail "containerPorts.grpc and containerPorts.metrics must differ" }}
