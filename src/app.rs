@@ -13,6 +13,7 @@ use crate::{
         GrpcServer, Listener, TokenValidatorService, ext_authz::ExtAuthzService, tls::TlsSource,
     },
     jwks::KeyStore,
+    revocation::Revocation,
     telemetry::{audit::AuditLog, metrics::Metrics},
     userinfo::UserInfoService,
     validate::Validator,
@@ -58,6 +59,12 @@ impl App {
             &config.userinfo,
             metrics.clone(),
         )?);
+        let revocation = Arc::new(Revocation::new(
+            pools,
+            &config.userinfo,
+            userinfo.clone(),
+            metrics.clone(),
+        ));
         metrics.observe(&validator);
         let audit = Arc::new(AuditLog::new(
             config.audit.max_events_per_sec,
@@ -71,6 +78,7 @@ impl App {
         let service = Arc::new(TokenValidatorService::new(
             validator.clone(),
             userinfo,
+            revocation,
             metrics.clone(),
             audit,
             &config.server,

@@ -2,8 +2,13 @@
 //!
 //! Modules follow the data's path: [`config`] → [`jwks`] (keys) → [`validate`]
 //! (token → verified claims or a typed rejection) → [`userinfo`] (claims or
-//! Cognito GetUser → profile) → [`grpc`] (the service at the edge), with
-//! [`telemetry`] beside and [`dev`] as the embedded local issuer.
+//! Cognito GetUser → profile) → [`revocation`] (the opt-in online check) →
+//! [`grpc`] (the service at the edge) and [`gateway`] (proxies' questions),
+//! with [`telemetry`] beside and [`dev`] as the embedded local issuer.
+
+// The gateway adapters' futures nest the revocation check's (moka, the AWS SDK)
+// deeper than the default limit allows the compiler to lay out.
+#![recursion_limit = "256"]
 
 // The public modules are what the binary, the tests, the benches and the fuzz
 // target use; the rest is the crate's own.
@@ -17,6 +22,7 @@ pub mod jwks;
 pub(crate) mod net;
 pub(crate) mod outbound;
 pub(crate) mod rate;
+pub mod revocation;
 pub mod telemetry;
 pub(crate) mod text;
 pub mod userinfo;

@@ -144,6 +144,36 @@ impl UserInfoService {
         }
     }
 
+    /// Asks GetUser now, whatever is cached (the revocation check: the
+    /// answer must be fresh), and caches a profile it gets, so GetUserInfo
+    /// on the same token then costs no call.
+    pub async fn lookup_fresh(
+        &self,
+        token: &VerifiedToken,
+        access_token: &str,
+        hash: TokenHash,
+    ) -> Result<Arc<UserProfile>, UserInfoError> {
+        let started = std::time::Instant::now();
+        let result = self
+            .get_user(access_token, token)
+            .instrument(tracing::debug_span!("cognito.get_user"))
+            .await;
+        self.observer
+            .get_user(outcome_of(&result), Some(started.elapsed()), false);
+        let profile = Arc::new(result?);
+        let ttl = ttl_until_exp(self.cache_ttl, token.expires_at(), unix_now());
+        self.cache
+            .insert(
+                hash,
+                Expiring {
+                    value: profile.clone(),
+                    ttl,
+                },
+            )
+            .await;
+        Ok(profile)
+    }
+
     async fn cognito_profile(
         &self,
         hash: TokenHash,
@@ -164,13 +194,8 @@ impl UserInfoService {
                     .get_user(access_token, token)
                     .instrument(tracing::debug_span!("cognito.get_user"))
                     .await;
-                let outcome = match &result {
-                    Ok(_) => "ok",
-                    Err(UserInfoError::NotAuthorized(_)) => "not_authorized",
-                    Err(_) => "error",
-                };
                 self.observer
-                    .get_user(outcome, Some(started.elapsed()), false);
+                    .get_user(outcome_of(&result), Some(started.elapsed()), false);
                 // A zero TTL (token about to expire) expires the entry at once.
                 let ttl = ttl_until_exp(self.cache_ttl, token.expires_at(), unix_now());
                 result.map(|profile| Expiring {
@@ -215,6 +240,15 @@ impl UserInfoService {
         let user: GetUserResponse = serde_json::from_slice(&body)
             .map_err(|e| UserInfoError::Lookup(format!("unexpected GetUser answer: {e}")))?;
         Ok(cognito_profile(user, token))
+    }
+}
+
+/// The `result` label of a GetUser call.
+fn outcome_of<T>(result: &Result<T, UserInfoError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(UserInfoError::NotAuthorized(_)) => "not_authorized",
+        Err(UserInfoError::Lookup(_)) => "error",
     }
 }
 

@@ -479,3 +479,51 @@ async fn the_forward_auth_port_is_bounded_against_a_hostile_client() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_may_ask_whether_the_token_was_revoked() {
+    let key = SigningKey::generate("k").unwrap();
+    let jwks = JwksServer::start(&[&key]).await;
+    jwks.set_get_user_status(400);
+    jwks.set_get_user_message("Access Token has been revoked");
+    let mut config = gateway_config(
+        &jwks.url(),
+        "    - path_prefix: /billing\n      check_revocation: true\n",
+    );
+    config.userinfo.cognito_endpoint = format!("http://{}/", jwks.addr);
+    config.pools[0].revocation.check = token_validator::config::RevocationCheck::OnRequest;
+    let service = start_service(config).await;
+    let access = format!("Bearer {}", key.sign_claims(&access_claims()));
+    let http = reqwest::Client::new();
+    let ask = |path: &'static str| {
+        http.get(format!("http://{}/auth", service.gateway_addr.unwrap()))
+            .header("authorization", access.clone())
+            .header("x-forwarded-uri", path)
+            .send()
+    };
+    // The default route does not ask; /billing does, and the token is revoked.
+    assert_eq!(ask("/reports").await.unwrap().status(), 200);
+    assert_eq!(jwks.get_user_calls(), 0);
+    let response = ask("/billing/invoices").await.unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["reason"], "REASON_REVOKED");
+    // ext_authz: the same through context_extensions.
+    let mut request = check_request("/reports", "GET", &[("authorization", &access)]);
+    request
+        .attributes
+        .as_mut()
+        .unwrap()
+        .context_extensions
+        .insert("check_revocation".into(), "true".into());
+    let denied = checked(
+        authz_client(&service.url())
+            .await
+            .check(request)
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    assert_eq!(denied.http_status, Some(401));
+    assert!(denied.body.contains("REASON_REVOKED"), "{}", denied.body);
+}

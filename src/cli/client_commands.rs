@@ -17,14 +17,26 @@ fn read_token(token: String) -> anyhow::Result<String> {
     }
 }
 
+/// What `validate` asks of the token beyond being genuine.
+pub(super) struct Demands {
+    pub token_use: Option<TokenKind>,
+    pub scopes: Vec<String>,
+    pub groups: Vec<String>,
+    pub check_revocation: bool,
+}
+
 pub(super) async fn validate(
     token: String,
     addr: String,
-    token_use: Option<TokenKind>,
-    scopes: Vec<String>,
-    groups: Vec<String>,
+    demands: Demands,
     json_output: bool,
 ) -> ExitCode {
+    let Demands {
+        token_use,
+        scopes,
+        groups,
+        check_revocation,
+    } = demands;
     let result = async {
         let token = read_token(token)?;
         let channel = client::connect(&addr, Duration::from_secs(5)).await?;
@@ -37,6 +49,7 @@ pub(super) async fn validate(
             } as i32,
             required_scopes: scopes,
             required_groups: groups,
+            check_revocation,
         };
         Ok::<_, anyhow::Error>(client::validate(channel, request).await?)
     }

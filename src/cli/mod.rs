@@ -21,7 +21,7 @@ use crate::{
     config::{ConfigError, ListenAddr},
     telemetry::{self, LogFormat},
 };
-use client_commands::{health, userinfo, validate};
+use client_commands::{Demands, health, userinfo, validate};
 
 #[derive(Parser)]
 #[command(
@@ -103,6 +103,10 @@ enum Command {
         /// Accepted group (repeatable; any one suffices).
         #[arg(long = "group")]
         groups: Vec<String>,
+        /// Ask Cognito whether the token was revoked (where its pool allows it:
+        /// `pools[].revocation.check: on_request`).
+        #[arg(long)]
+        check_revocation: bool,
         /// Print the full answer as JSON.
         #[arg(long)]
         json: bool,
@@ -196,8 +200,17 @@ async fn run(command: Command) -> ExitCode {
             token_use,
             scopes,
             groups,
+            check_revocation,
             json,
-        } => validate(token, addr, token_use, scopes, groups, json).await,
+        } => {
+            let demands = Demands {
+                token_use,
+                scopes,
+                groups,
+                check_revocation,
+            };
+            validate(token, addr, demands, json).await
+        }
         Command::Userinfo { token, addr, json } => userinfo(token, addr, json).await,
         Command::Health {
             addr,

@@ -65,7 +65,8 @@ impl Config {
             }
             let demands = route.token_use.is_some()
                 || !route.required_scopes.is_empty()
-                || !route.required_groups.is_empty();
+                || !route.required_groups.is_empty()
+                || route.check_revocation;
             if route.anonymous && demands {
                 return Err(invalid(
                     key("anonymous"),
@@ -77,7 +78,8 @@ impl Config {
         if default.anonymous
             && (default.token_use.is_some()
                 || !default.required_scopes.is_empty()
-                || !default.required_groups.is_empty())
+                || !default.required_groups.is_empty()
+                || default.check_revocation)
         {
             return Err(invalid(
                 "gateway.default.anonymous",

@@ -75,6 +75,10 @@ pub struct GatewayRoute {
     #[serde(default)]
     #[schemars(example = ["admin"])]
     pub required_groups: Vec<String>,
+    /// Ask Cognito whether the token was revoked, where its pool allows it
+    /// (`pools[].revocation.check: on_request`).
+    #[serde(default)]
+    pub check_revocation: bool,
 }
 
 fn root_path() -> String {
@@ -95,6 +99,8 @@ pub struct GatewayPolicy {
     pub required_scopes: Vec<String>,
     /// Groups of which the user must be in at least one.
     pub required_groups: Vec<String>,
+    /// Ask Cognito whether the token was revoked, where its pool allows it.
+    pub check_revocation: bool,
 }
 
 /// The identity headers an allowed request carries upstream. The proxy

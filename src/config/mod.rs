@@ -16,6 +16,7 @@ mod checks;
 mod gateway;
 mod load_error;
 mod ranges;
+mod revocation;
 mod schema;
 mod sections;
 mod types;
@@ -30,6 +31,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use gateway::{GatewayConfig, GatewayPolicy, GatewayRoute, IdentityHeaderNames};
+pub use revocation::{RevocationCheck, RevocationConfig, RevocationOnError};
 pub use schema::{chart_schema, json_schema};
 pub use sections::*;
 pub use types::{ListenAddr, SigningAlgorithm};
@@ -299,6 +301,26 @@ mod tests {
             }
             load_yaml(&format!("{ONE_POOL}validation:\n  {key}: 300\n"), &[]).unwrap();
         }
+    }
+
+    #[test]
+    fn a_pools_revocation_keys_are_checked_and_named() {
+        let config = load_yaml(ONE_POOL, &[]).unwrap();
+        assert_eq!(config.pools[0].revocation.check, RevocationCheck::Never);
+        assert_eq!(config.pools[0].revocation.cache_ttl_secs, 30);
+        let yaml = format!("{ONE_POOL}    revocation:\n      cache_ttl_secs: 99999\n");
+        let err = load_yaml(&yaml, &[]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("config: pools[0].revocation.cache_ttl_secs: 99999 is out of range"),
+            "{err}"
+        );
+        let yaml = format!("{ONE_POOL}    revocation:\n      check: alway\n");
+        let err = load_yaml(&yaml, &[]).unwrap_err().to_string();
+        assert!(err.contains("(did you mean \"always\"?)"), "{err}");
+        let yaml =
+            format!("{ONE_POOL}    revocation:\n      check: on_request\n      on_error: allow\n");
+        let ok = load_yaml(&yaml, &[]).unwrap();
+        assert_eq!(ok.pools[0].revocation.on_error, RevocationOnError::Allow);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use schemars::generate::SchemaSettings;
 use serde_json::{Value, json};
 
-use super::{Config, TlsConfig};
+use super::{Config, PoolConfig, TlsConfig};
 
 /// The schema of the service's configuration file.
 pub fn json_schema() -> Value {
@@ -24,8 +24,9 @@ pub fn json_schema() -> Value {
 }
 
 /// The schema of the chart's `config` value: the file's, less what the chart
-/// writes itself (`listen` and `metrics.listen` from `listenAddress` and
-/// `containerPorts`, `metrics.enabled` from `metrics.enabled`), with at least
+/// writes itself (`listen`, `metrics.listen` and `gateway.http_listen` from
+/// `listenAddress` and `containerPorts`, `metrics.enabled` and the gateway
+/// port from `metrics.enabled` and `gateway.enabled`), with at least
 /// one pool (the chart's ConfigMap is where pools are listed), and with the
 /// TLS file paths optional (the chart fills them from `tls.secretName`;
 /// values.schema.json requires them when no Secret is named).
@@ -39,6 +40,7 @@ pub fn chart_schema() -> Value {
     remove(properties, "listen");
     remove(&mut properties["metrics"]["properties"], "listen");
     remove(&mut properties["metrics"]["properties"], "enabled");
+    remove(&mut properties["gateway"]["properties"], "http_listen");
     properties["pools"]["minItems"] = json!(1);
     if let Some(tls) = object_schema(&mut properties["tls"]).and_then(Value::as_object_mut) {
         tls.remove("required");
@@ -62,6 +64,7 @@ fn remove(properties: &mut Value, key: &str) {
 /// into the schema as `minimum`/`maximum`.
 fn add_ranges(schema: &mut Value) {
     let every_key = Config {
+        pools: vec![PoolConfig::new("p", "us-east-1", "us-east-1_p")],
         tls: Some(TlsConfig {
             cert_file: Default::default(),
             key_file: Default::default(),
@@ -72,13 +75,23 @@ fn add_ranges(schema: &mut Value) {
         ..Config::default()
     };
     for (key, _, min, max) in every_key.numeric_keys() {
-        let (section, name) = key.split_once('.').expect("section.key");
-        let property = object_schema(&mut schema["properties"][section])
-            .and_then(|section| section.get_mut("properties"))
-            .and_then(|properties| properties.get_mut(name))
-            .unwrap_or_else(|| panic!("{key} is in the range table but not in the schema"));
-        property["minimum"] = json!(min);
-        property["maximum"] = json!(max);
+        let mut node = &mut *schema;
+        for part in key.split('.') {
+            // `pools[0]`: the schema of any item of `pools`.
+            let (name, item) = match part.split_once('[') {
+                Some((name, _)) => (name, true),
+                None => (part, false),
+            };
+            node = object_schema(node)
+                .and_then(|object| object.get_mut("properties"))
+                .and_then(|properties| properties.get_mut(name))
+                .unwrap_or_else(|| panic!("{key} is in the range table but not in the schema"));
+            if item {
+                node = node.get_mut("items").expect("an array schema");
+            }
+        }
+        node["minimum"] = json!(min);
+        node["maximum"] = json!(max);
     }
 }
 

@@ -47,6 +47,9 @@ pub struct PoolConfig {
     /// answer UNAVAILABLE until its keys arrive, while every other pool serves.
     #[serde(default = "default_required")]
     pub required: bool,
+    /// The online revocation check (off by default).
+    #[serde(default)]
+    pub revocation: super::RevocationConfig,
 }
 
 fn default_required() -> bool {
@@ -72,6 +75,7 @@ impl PoolConfig {
             jwks_url: None,
             allow_any_client: false,
             required: default_required(),
+            revocation: super::RevocationConfig::default(),
         }
     }
 

@@ -25,7 +25,7 @@ pub use signing::SigningKey;
 pub use state::DevState;
 
 use crate::{
-    config::{Config, ListenAddr, PoolConfig},
+    config::{Config, ListenAddr, PoolConfig, RevocationCheck, RevocationConfig},
     jwks::KeySet,
     validate::unix_now,
 };
@@ -79,6 +79,8 @@ pub const DEV_USERNAME: &str = "dev-user";
 struct User {
     sub: String,
     attributes: BTreeMap<String, String>,
+    /// `AdminDisableUser`: GetUser refuses the user's tokens, AdminGetUser says `Enabled: false`.
+    enabled: bool,
 }
 
 struct IssuerState {
@@ -90,6 +92,14 @@ struct IssuerState {
     issuer: String,
     users: Mutex<HashMap<String, User>>,
     revoked: Mutex<HashSet<String>>,
+}
+
+/// What `POST /dev/users/{name}/{change}` does to a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserChange {
+    Disable,
+    Enable,
+    Delete,
 }
 
 /// A local user pool serving on loopback.
@@ -158,10 +168,18 @@ impl DevIssuer {
     }
 
     /// The pool entry that trusts this issuer.
+    /// Its revocation check answers on request (`check_revocation`), against
+    /// this issuer's GetUser and AdminGetUser, so off-boarding can be tried
+    /// without AWS: `/dev/revoke`, `/dev/users/{name}/disable` or `/delete`.
     pub fn pool_config(&self) -> PoolConfig {
         PoolConfig {
             client_ids: vec![DEV_CLIENT_ID.into()],
             issuer: Some(self.issuer().to_string()),
+            revocation: RevocationConfig {
+                check: RevocationCheck::OnRequest,
+                endpoint: Some(format!("http://{}/", self.addr)),
+                ..RevocationConfig::default()
+            },
             ..PoolConfig::new("dev", DEV_REGION, DEV_USER_POOL_ID)
         }
     }
@@ -192,6 +210,11 @@ impl DevIssuer {
     /// Makes GetUser refuse this access token from now on (like Cognito's RevokeToken).
     pub fn revoke(&self, access_token: &str) -> bool {
         self.state.revoke(access_token)
+    }
+
+    /// Disables, enables or deletes a user (`POST /dev/users/{name}/…`).
+    pub fn change_user(&self, username: &str, change: UserChange) -> bool {
+        self.state.change_user(username, change)
     }
 }
 
@@ -275,6 +298,7 @@ impl IssuerState {
         let user = users.entry(username.to_string()).or_insert_with(|| User {
             sub: random_id(),
             attributes: BTreeMap::new(),
+            enabled: true,
         });
         let mut attributes = BTreeMap::from([
             ("sub".to_string(), user.sub.clone()),
@@ -300,6 +324,22 @@ impl IssuerState {
         attributes.extend(request.attributes.clone());
         user.attributes = attributes.clone();
         attributes
+    }
+
+    /// Disables, enables or deletes a user, as `AdminDisableUser`,
+    /// `AdminEnableUser` and `AdminDeleteUser` do; false if there is no such user.
+    pub fn change_user(&self, username: &str, change: UserChange) -> bool {
+        let mut users = self.users.lock().expect("not poisoned");
+        match change {
+            UserChange::Delete => users.remove(username).is_some(),
+            UserChange::Disable | UserChange::Enable => match users.get_mut(username) {
+                Some(user) => {
+                    user.enabled = change == UserChange::Enable;
+                    true
+                }
+                None => false,
+            },
+        }
     }
 
     /// Makes GetUser refuse this access token from now on (like Cognito's RevokeToken/GlobalSignOut).

@@ -1,11 +1,12 @@
-//! The dev issuer's HTTP routes: the pool's JWKS, Cognito's GetUser, and the
-//! `/dev/tokens` and `/dev/revoke` helpers.
+//! The dev issuer's HTTP routes: the pool's JWKS, Cognito's GetUser and
+//! AdminGetUser, and the `/dev/tokens`, `/dev/revoke` and
+//! `/dev/users/{name}/{disable,enable,delete}` helpers.
 
 use std::sync::Arc;
 
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{Path, State},
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
     routing::{get, post},
@@ -14,7 +15,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{DEV_USER_POOL_ID, IssuerState, MintRequest, MintedTokens};
+use super::{DEV_USER_POOL_ID, IssuerState, MintRequest, MintedTokens, UserChange};
 use crate::{jwks::SigningAlgorithm, validate::unix_now};
 
 pub(super) fn router(state: Arc<IssuerState>) -> Router {
@@ -26,6 +27,7 @@ pub(super) fn router(state: Arc<IssuerState>) -> Router {
         .route("/", post(cognito_api))
         .route("/dev/tokens", post(mint_route))
         .route("/dev/revoke", post(revoke_route))
+        .route("/dev/users/{name}/{change}", post(user_route))
         .with_state(state)
 }
 
@@ -57,6 +59,28 @@ async fn revoke_route(
         StatusCode::NO_CONTENT
     } else {
         StatusCode::BAD_REQUEST
+    }
+}
+
+async fn user_route(
+    State(state): State<Arc<IssuerState>>,
+    Path((name, change)): Path<(String, String)>,
+) -> (StatusCode, String) {
+    let change = match change.as_str() {
+        "disable" => UserChange::Disable,
+        "enable" => UserChange::Enable,
+        "delete" => UserChange::Delete,
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                "use /dev/users/NAME/disable, /enable or /delete\n".into(),
+            );
+        }
+    };
+    if state.change_user(&name, change) {
+        (StatusCode::NO_CONTENT, String::new())
+    } else {
+        (StatusCode::NOT_FOUND, "no such user\n".into())
     }
 }
 
@@ -94,8 +118,10 @@ async fn cognito_api(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if target != "AWSCognitoIdentityProviderService.GetUser" {
-        return aws_error(StatusCode::BAD_REQUEST, "UnknownOperationException", target);
+    match target {
+        "AWSCognitoIdentityProviderService.GetUser" => {}
+        "AWSCognitoIdentityProviderService.AdminGetUser" => return admin_get_user(&state, &body),
+        _ => return aws_error(StatusCode::BAD_REQUEST, "UnknownOperationException", target),
     }
     let token = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -138,6 +164,13 @@ async fn cognito_api(
             "User does not exist.",
         );
     };
+    if !user.enabled {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "NotAuthorizedException",
+            "User is disabled.",
+        );
+    }
     let attributes: Vec<Value> = user
         .attributes
         .iter()
@@ -147,6 +180,45 @@ async fn cognito_api(
         StatusCode::OK,
         [("content-type", "application/x-amz-json-1.1")],
         json!({ "Username": username, "UserAttributes": attributes }).to_string(),
+    )
+        .into_response()
+}
+
+/// AdminGetUser (IAM-signed in Cognito; the dev pool accepts any signature):
+/// the user's state, as the revocation check of ID tokens reads it.
+fn admin_get_user(state: &IssuerState, body: &[u8]) -> axum::response::Response {
+    let request: Value = serde_json::from_slice(body).unwrap_or_default();
+    if request["UserPoolId"] != DEV_USER_POOL_ID {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            "User pool does not exist.",
+        );
+    }
+    let username = request["Username"].as_str().unwrap_or_default();
+    let users = state.users.lock().expect("not poisoned");
+    let Some(user) = users.get(username) else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "UserNotFoundException",
+            "User does not exist.",
+        );
+    };
+    let attributes: Vec<Value> = user
+        .attributes
+        .iter()
+        .map(|(name, value)| json!({ "Name": name, "Value": value }))
+        .collect();
+    (
+        StatusCode::OK,
+        [("content-type", "application/x-amz-json-1.1")],
+        json!({
+            "Username": username,
+            "Enabled": user.enabled,
+            "UserStatus": "CONFIRMED",
+            "UserAttributes": attributes,
+        })
+        .to_string(),
     )
         .into_response()
 }

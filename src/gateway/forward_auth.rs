@@ -118,8 +118,10 @@ async fn auth(
         service.request_timeout(),
         state
             .gateway
-            .decide(&request, None, |token, policy| async move {
-                service.check("ForwardAuth", token, &policy, peer).await
+            .decide(&request, None, |token, policy, revocation| async move {
+                service
+                    .check("ForwardAuth", token, &policy, revocation, peer)
+                    .await
             }),
     )
     .await;

@@ -126,7 +126,7 @@ impl Gateway {
         check: F,
     ) -> Verdict
     where
-        F: FnOnce(&'a str, Policy) -> Fut,
+        F: FnOnce(&'a str, Policy, bool) -> Fut,
         Fut: Future<Output = Result<Arc<VerifiedToken>, ValidationError>>,
     {
         let rule = self.rule_for(request);
@@ -155,7 +155,7 @@ impl Gateway {
             Ok(token) => token,
             Err(denied) => return Verdict::Deny(denied),
         };
-        let result = check(token, rule.policy.clone()).await;
+        let result = check(token, rule.policy.clone(), rule.check_revocation).await;
         self.verdict(&rule, &result)
     }
 
@@ -199,9 +199,10 @@ impl Gateway {
                     &[],
                 ))
             }
-            Err(error @ ValidationError::KeysUnavailable { .. }) => {
-                Verdict::Unavailable(error.to_string())
-            }
+            Err(
+                error @ (ValidationError::KeysUnavailable { .. }
+                | ValidationError::RevocationUnavailable { .. }),
+            ) => Verdict::Unavailable(error.to_string()),
         }
     }
 }

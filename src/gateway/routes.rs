@@ -21,6 +21,8 @@ pub struct Rule {
     pub anonymous: bool,
     /// The token's kind, scopes and groups.
     pub policy: Policy,
+    /// Ask Cognito whether the token was revoked (where its pool allows it).
+    pub check_revocation: bool,
 }
 
 impl Rule {
@@ -32,12 +34,14 @@ impl Rule {
                 required_scopes: policy.required_scopes.clone(),
                 required_groups: policy.required_groups.clone(),
             },
+            check_revocation: policy.check_revocation,
         }
     }
 
     /// The rule narrowed by a proxy's per-route settings (Envoy's
     /// `context_extensions`): `token_use`, `required_scopes` and
-    /// `required_groups` (comma-separated). Narrowing only ever demands more:
+    /// `required_groups` (comma-separated), `check_revocation` (`true`).
+    /// Narrowing only ever demands more:
     /// scopes add to the route's, groups keep only those both name, a token
     /// kind must agree with the route's, and any of them ends anonymity.
     pub fn narrowed(mut self, extensions: &HashMap<String, String>) -> Result<Self, String> {
@@ -62,6 +66,13 @@ impl Rule {
                 return Err("context_extensions token_use contradicts the route's".into());
             }
             self.policy.token_use = Some(token_use);
+            self.anonymous = false;
+        }
+        if extensions
+            .get("check_revocation")
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
+        {
+            self.check_revocation = true;
             self.anonymous = false;
         }
         if let Some(scopes) = list("required_scopes") {
@@ -112,6 +123,7 @@ impl Route {
                 token_use: config.token_use,
                 required_scopes: config.required_scopes.clone(),
                 required_groups: config.required_groups.clone(),
+                check_revocation: config.check_revocation,
             }),
         }
     }
@@ -200,6 +212,7 @@ mod tests {
             token_use: None,
             required_scopes: Vec::new(),
             required_groups: Vec::new(),
+            check_revocation: false,
         }
     }
 

@@ -110,6 +110,12 @@ pub fn validation_status<'a>(
             "KEYS_UNAVAILABLE",
             [("pool", name.clone())],
         ),
+        ValidationError::RevocationUnavailable { pool, .. } => token_status(
+            tonic::Code::Unavailable,
+            message,
+            "COGNITO_UNAVAILABLE",
+            [("pool", pool_name(*pool).to_string())],
+        ),
         ValidationError::Rejected(rejection) => {
             let name = reason(rejection.reason).as_str_name();
             let pool = rejection.pool.map(|p| ("pool", pool_name(p).to_string()));

@@ -106,8 +106,10 @@ impl Authorization for ExtAuthzService {
                     .decide(
                         &proxied,
                         Some(&attributes.context_extensions),
-                        |token, policy| async move {
-                            service.check("Check", token, &policy, peer).await
+                        |token, policy, revocation| async move {
+                            service
+                                .check("Check", token, &policy, revocation, peer)
+                                .await
                         },
                     )
                     .await;

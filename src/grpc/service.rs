@@ -17,10 +17,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::{convert, limits::Admission, proto};
 use crate::{
     config::ServerConfig,
+    revocation::{Revocation, RevocationError},
     telemetry::{audit::AuditLog, metrics::Metrics, parent_context},
-    userinfo::UserInfoService,
+    userinfo::{UserInfoError, UserInfoService},
     validate::{
-        Outcome, Policy, ValidationError, Validator, VerifiedToken, hash_prefix, strip_bearer,
+        Outcome, Policy, Reason, Rejection, ValidationError, Validator, VerifiedToken, hash_prefix,
+        strip_bearer,
     },
 };
 
@@ -28,6 +30,7 @@ use crate::{
 pub struct TokenValidatorService {
     validator: Arc<Validator>,
     userinfo: Arc<UserInfoService>,
+    revocation: Arc<Revocation>,
     metrics: Arc<Metrics>,
     audit: Arc<AuditLog>,
     admission: Admission,
@@ -65,6 +68,7 @@ impl TokenValidatorService {
     pub fn new(
         validator: Arc<Validator>,
         userinfo: Arc<UserInfoService>,
+        revocation: Arc<Revocation>,
         metrics: Arc<Metrics>,
         audit: Arc<AuditLog>,
         config: &ServerConfig,
@@ -72,6 +76,7 @@ impl TokenValidatorService {
         Self {
             validator,
             userinfo,
+            revocation,
             metrics,
             audit,
             admission: Admission::new(config.max_concurrent_requests, config.rate_limit_per_caller),
@@ -86,12 +91,52 @@ impl TokenValidatorService {
         rpc: &'static str,
         token: &str,
         policy: &Policy,
+        check_revocation: bool,
         peer: Option<SocketAddr>,
     ) -> Result<Arc<VerifiedToken>, ValidationError> {
         let started = Instant::now();
         let outcome = self.validator.validate(token, policy).await;
+        let outcome = self
+            .revocation_checked(outcome, token, check_revocation)
+            .await;
         self.observe(rpc, &outcome, started, peer, &tracing::Span::current());
         outcome.result
+    }
+
+    /// A verified token checked online too, where its pool says so (always,
+    /// or on request and `requested`): revoked → `REASON_REVOKED`; Cognito
+    /// unreachable under `on_error: deny` → unavailable.
+    async fn revocation_checked(
+        &self,
+        mut outcome: Outcome,
+        raw: &str,
+        requested: bool,
+    ) -> Outcome {
+        let Ok(verified) = &outcome.result else {
+            return outcome;
+        };
+        if !self.revocation.applies(verified.pool, requested) {
+            return outcome;
+        }
+        match self
+            .revocation
+            .check(verified, strip_bearer(raw), outcome.hash)
+            .await
+        {
+            Ok(()) => {}
+            Err(RevocationError::Revoked(message)) => {
+                outcome.result = Err(ValidationError::Rejected(
+                    Rejection::new(Reason::Revoked, message).about(verified),
+                ));
+            }
+            Err(RevocationError::Unavailable(message)) => {
+                outcome.result = Err(ValidationError::RevocationUnavailable {
+                    pool: verified.pool,
+                    message,
+                });
+            }
+        }
+        outcome
     }
 
     /// Admission for a call that has no gRPC request (forward-auth): counted
@@ -219,6 +264,9 @@ impl proto::token_validator_server::TokenValidator for TokenValidatorService {
             };
             let started = Instant::now();
             let outcome = self.validator.validate(&request.token, &policy).await;
+            let outcome = self
+                .revocation_checked(outcome, &request.token, request.check_revocation)
+                .await;
             self.observe(
                 "ValidateToken",
                 &outcome,
@@ -258,6 +306,10 @@ impl proto::token_validator_server::TokenValidator for TokenValidatorService {
                 .validator
                 .validate(&request.token, &Policy::default())
                 .await;
+            // Only `always` pools: GetUserInfo has no per-request switch.
+            let outcome = self
+                .revocation_checked(outcome, &request.token, false)
+                .await;
             self.observe(
                 "GetUserInfo",
                 &outcome,
@@ -277,6 +329,10 @@ impl proto::token_validator_server::TokenValidator for TokenValidatorService {
             {
                 Ok(profile) => Ok(Response::new(convert::user_info(profile))),
                 Err(error) => {
+                    if let UserInfoError::NotAuthorized(message) = &error {
+                        // The sign-in's ID tokens are refused from now on too.
+                        self.revocation.note_refused_access_token(verified, message);
+                    }
                     self.audit
                         .get_user_failed(&outcome.hash, peer, &error.to_string());
                     Err(convert::user_info_status(&error))

@@ -22,6 +22,7 @@ use super::rpc::{PerCallCounts, RpcNames, per_call_instruments};
 
 mod gauges;
 mod jwks;
+mod revocation;
 
 use jwks::JwksInstruments;
 
@@ -51,6 +52,7 @@ pub struct Metrics {
     pub(super) bound: BoundSeries,
     pub(super) rpcs: RpcNames,
     jwks: JwksInstruments,
+    revocation: revocation::RevocationInstruments,
     get_user_lookups: Counter<u64>,
     get_user_duration: Histogram<f64>,
     get_user_cache_hits: Counter<u64>,
@@ -146,6 +148,7 @@ impl Metrics {
             self.get_user_lookups.add(0, &[kv("result", result)]);
         }
         self.get_user_cache_hits.add(0, &[]);
+        self.revocation.start_at_zero();
         self.audit_suppressed.add(0, &[]);
         self.answers_refused.add(0, &[]);
         for listener in ["grpc", "metrics", "gateway"] {
@@ -212,6 +215,7 @@ impl Metrics {
                 valid: pools.iter().map(|_| Default::default()).collect(),
             },
             jwks: JwksInstruments::new(&counter, &latency),
+            revocation: revocation::RevocationInstruments::new(&counter, &latency),
             get_user_lookups: counter(
                 "token_validator.get_user.lookups",
                 "Cognito GetUser calls, by result (ok/not_authorized/error)",
@@ -270,6 +274,9 @@ impl Metrics {
             }
             Err(ValidationError::KeysUnavailable { pool, .. }) => {
                 ("error", "keys_unavailable", None, Some(*pool))
+            }
+            Err(ValidationError::RevocationUnavailable { pool, .. }) => {
+                ("error", "revocation_unavailable", None, Some(*pool))
             }
             Err(ValidationError::EmptyToken) => ("error", "empty_token", None, None),
             Err(ValidationError::TooLarge { .. }) => ("error", "too_large", None, None),

@@ -45,6 +45,10 @@ pub enum ValidationError {
     TooLarge { len: usize, max: usize },
     #[error("no signing keys have been loaded yet for pool {name:?}")]
     KeysUnavailable { pool: PoolId, name: String },
+    /// The token is genuine, but whether it was revoked could not be asked
+    /// (Cognito unreachable or over the pool's call cap) and the pool denies then.
+    #[error("{message}")]
+    RevocationUnavailable { pool: PoolId, message: String },
     #[error(transparent)]
     Rejected(#[from] Rejection),
 }
