@@ -46,6 +46,8 @@ pub enum Rpc {
 pub struct Plan {
     pub addr: String,
     pub rpc: Rpc,
+    /// Every request asks for the revocation check.
+    pub check_revocation: bool,
     pub mix: Mix,
     /// Client threads, each with its own runtime and connections.
     pub threads: usize,
@@ -179,6 +181,7 @@ async fn send(
     let deadline = started + plan.duration;
     let limit = plan.requests;
     let rpc = plan.rpc;
+    let revocation = plan.check_revocation;
     let mix = plan.mix;
     let report = Arc::new(Mutex::new(Report::new(String::new())));
     match plan.rate {
@@ -201,7 +204,7 @@ async fn send(
                         let kind = mix.pick(&mut rng);
                         let token = tokens.token(kind, n, &mut rng);
                         let begin = Instant::now();
-                        let answer = call(client.clone(), rpc, token).await;
+                        let answer = call(client.clone(), rpc, token, revocation).await;
                         record(&mut local, kind, answer, begin.elapsed());
                     }
                     report.lock().unwrap().merge(&local);
@@ -257,7 +260,7 @@ async fn send(
                 let _ = send_lag.record((due.elapsed().as_micros() as u64).max(1));
                 let report = report.clone();
                 tasks.spawn(async move {
-                    let answer = call(client, rpc, token).await;
+                    let answer = call(client, rpc, token, revocation).await;
                     let mut r = report.lock().unwrap();
                     record(&mut r, kind, answer, due.elapsed());
                     drop(permit);
@@ -305,7 +308,11 @@ struct ValidateTokenAnswer {
     reason: i32,
 }
 
-async fn validate(channel: Channel, token: String) -> Result<ValidateTokenAnswer, tonic::Status> {
+async fn validate(
+    channel: Channel,
+    token: String,
+    check_revocation: bool,
+) -> Result<ValidateTokenAnswer, tonic::Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready()
         .await
@@ -315,6 +322,7 @@ async fn validate(channel: Channel, token: String) -> Result<ValidateTokenAnswer
         http::uri::PathAndQuery::from_static("/tokenvalidator.v1.TokenValidator/ValidateToken");
     let request = tonic::Request::new(ValidateTokenRequest {
         token,
+        check_revocation,
         ..Default::default()
     });
     grpc.unary(request, path, codec)
@@ -322,9 +330,9 @@ async fn validate(channel: Channel, token: String) -> Result<ValidateTokenAnswer
         .map(tonic::Response::into_inner)
 }
 
-async fn call(channel: Channel, rpc: Rpc, token: String) -> Answer {
+async fn call(channel: Channel, rpc: Rpc, token: String, revocation: bool) -> Answer {
     match rpc {
-        Rpc::Validate => validate(channel, token)
+        Rpc::Validate => validate(channel, token, revocation)
             .await
             .map(|r| {
                 let reason = Reason::try_from(r.reason).unwrap_or(Reason::Unspecified);
@@ -336,7 +344,7 @@ async fn call(channel: Channel, rpc: Rpc, token: String) -> Answer {
                 }
             })
             .map_err(|s| format!("{:?}", s.code())),
-        Rpc::Check => check(channel, token).await,
+        Rpc::Check => check(channel, token, revocation).await,
         Rpc::Userinfo => match TokenValidatorClient::new(channel)
             .get_user_info(GetUserInfoRequest { token })
             .await
@@ -352,7 +360,7 @@ async fn call(channel: Channel, rpc: Rpc, token: String) -> Answer {
 }
 
 /// A `Check` as Envoy sends it; the answer's reason from the denial's JSON body.
-async fn check(channel: Channel, token: String) -> Answer {
+async fn check(channel: Channel, token: String, revocation: bool) -> Answer {
     use envoy_types::pb::envoy::service::auth::v3::{
         AttributeContext, CheckRequest, attribute_context,
         authorization_client::AuthorizationClient, check_response::HttpResponse,
@@ -363,14 +371,20 @@ async fn check(channel: Channel, token: String) -> Answer {
         headers: [("authorization".to_string(), format!("Bearer {token}"))].into(),
         ..Default::default()
     };
-    let request = CheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(attribute_context::Request {
-                http: Some(http),
-                ..Default::default()
-            }),
+    let mut attributes = AttributeContext {
+        request: Some(attribute_context::Request {
+            http: Some(http),
             ..Default::default()
         }),
+        ..Default::default()
+    };
+    if revocation {
+        attributes
+            .context_extensions
+            .insert("check_revocation".into(), "true".into());
+    }
+    let request = CheckRequest {
+        attributes: Some(attributes),
     };
     let response = AuthorizationClient::new(channel)
         .check(request)

@@ -60,6 +60,12 @@ struct Args {
     warmup: Duration,
     #[arg(long, value_enum, default_value = "validate")]
     rpc: Rpc,
+    /// Ask for the revocation check (`check_revocation`; Check: the
+    /// `check_revocation` context extension). In-process, the dev pool checks
+    /// on request, so answers are asked of its GetUser/AdminGetUser once per
+    /// token and cache TTL.
+    #[arg(long)]
+    check_revocation: bool,
     /// Share of requests carrying the next token of the pool (cache misses while the pool lasts).
     #[arg(long, default_value_t = 0.0)]
     distinct: f64,
@@ -285,6 +291,7 @@ async fn run(args: Args, server: &tokio::runtime::Handle) -> anyhow::Result<bool
     let plan = Plan {
         addr,
         rpc: args.rpc,
+        check_revocation: args.check_revocation,
         mix,
         threads: args
             .client_threads

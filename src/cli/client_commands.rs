@@ -60,12 +60,12 @@ pub(super) async fn validate(
                 proto::Reason::try_from(answer.reason).map_or("UNKNOWN", |r| r.as_str_name());
             if json_output {
                 let claims = answer.claims.as_ref();
-                println!(
+                say!(
                     "{}",
                     json!({"valid": answer.valid, "reason": reason, "message": answer.message, "claims": claims})
                 );
             } else if let (true, Some(c)) = (answer.valid, &answer.claims) {
-                println!(
+                say!(
                     "valid {} token: sub={} username={} client_id={} groups=[{}] scopes=[{}] expires_at={}",
                     c.token_use,
                     c.sub,
@@ -76,7 +76,7 @@ pub(super) async fn validate(
                     c.expires_at
                 );
             } else {
-                println!("invalid: {reason}: {}", answer.message);
+                say!("invalid: {reason}: {}", answer.message);
             }
             if answer.valid {
                 ExitCode::SUCCESS
@@ -102,9 +102,9 @@ pub(super) async fn userinfo(token: String, addr: String, json_output: bool) -> 
         Ok(Ok(info)) => {
             let value = serde_json::to_value(&info).unwrap_or_default();
             if json_output {
-                println!("{value}");
+                say!("{value}");
             } else {
-                println!(
+                say!(
                     "{}",
                     serde_json::to_string_pretty(&value).unwrap_or_default()
                 );
@@ -114,7 +114,7 @@ pub(super) async fn userinfo(token: String, addr: String, json_output: bool) -> 
         Ok(Err(client::ClientError::Status(status)))
             if status.code() == tonic::Code::Unauthenticated =>
         {
-            println!("unauthenticated: {}", status.message());
+            say!("unauthenticated: {}", status.message());
             ExitCode::from(1)
         }
         Ok(Err(error)) => {
@@ -139,7 +139,7 @@ pub(super) async fn health(addr: String, service: String, timeout_secs: u64) -> 
         Ok(status) => {
             let name = tonic_health::pb::health_check_response::ServingStatus::try_from(status)
                 .map_or("UNKNOWN", |s| s.as_str_name());
-            println!("{name}");
+            say!("{name}");
             if name == "SERVING" {
                 ExitCode::SUCCESS
             } else {

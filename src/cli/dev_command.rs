@@ -100,10 +100,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         issuer,
     };
     match (args.json_output, args.print_token) {
-        (true, _) => println!("{}", json_line(&running)),
-        (false, Some(TokenKind::Id)) => println!("{}", running.tokens.id_token),
-        (false, Some(TokenKind::Access)) => println!("{}", running.tokens.access_token),
-        (false, None) => println!("{}", banner(&running, args.state_dir.is_some())),
+        (true, _) => say!("{}", json_line(&running)),
+        (false, Some(TokenKind::Id)) => say!("{}", running.tokens.id_token),
+        (false, Some(TokenKind::Access)) => say!("{}", running.tokens.access_token),
+        (false, None) => say!("{}", banner(&running, args.state_dir.is_some())),
     }
     serving.await??;
     Ok(())

@@ -8,6 +8,15 @@
 //! container health checks expect. `--addr` takes `http://HOST:PORT` or
 //! `HOST:PORT`, `http(s)://HOST:PORT` or `unix:PATH`.
 
+/// `println!` that does not panic when stdout is closed early (`| head`,
+/// `| diff -q - FILE`): what could not be written is dropped.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod client_commands;
 mod dev_command;
 pub mod json;
@@ -168,7 +177,7 @@ async fn run(command: Command) -> ExitCode {
                 true => crate::config::chart_schema(),
                 false => crate::config::json_schema(),
             };
-            println!(
+            say!(
                 "{}",
                 serde_json::to_string_pretty(&schema).unwrap_or_default()
             );
@@ -240,7 +249,7 @@ fn check_config(file: Option<PathBuf>, print: bool) -> ExitCode {
     match Config::load(file.as_deref()) {
         Ok(config) => {
             if print {
-                print!("{}", config.to_yaml());
+                say!("{}", config.to_yaml().trim_end());
             }
             let pools: Vec<&str> = config.pools.iter().map(|p| p.name.as_str()).collect();
             eprintln!(

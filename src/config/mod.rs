@@ -9,8 +9,9 @@
 //!    after the prefix, so client-side variables such as `TOKEN_VALIDATOR_ADDR`
 //!    never collide), e.g. `TOKEN_VALIDATOR__JWKS__REFRESH_INTERVAL_SECS=60`;
 //! 4. the one-pool shortcut `COGNITO_REGION`, `COGNITO_USER_POOL_ID`,
-//!    `COGNITO_CLIENT_IDS` (comma-separated), which defines the pool when the
-//!    file lists none.
+//!    `COGNITO_CLIENT_IDS` (comma-separated), and optionally
+//!    `COGNITO_REVOCATION_CHECK` (`never`, `on_request`, `always`), which
+//!    defines the pool when the file lists none.
 
 mod checks;
 mod gateway;
@@ -177,8 +178,26 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect();
+        let check = match var("COGNITO_REVOCATION_CHECK").as_deref().map(str::trim) {
+            None | Some("") | Some("never") => RevocationCheck::Never,
+            Some("on_request") => RevocationCheck::OnRequest,
+            Some("always") => RevocationCheck::Always,
+            Some(other) => {
+                return Err(invalid(
+                    "COGNITO_REVOCATION_CHECK",
+                    format!(
+                        "{:?} is not never, on_request or always",
+                        crate::text::bounded(other, 32)
+                    ),
+                ));
+            }
+        };
         self.pools.push(PoolConfig {
             client_ids,
+            revocation: RevocationConfig {
+                check,
+                ..RevocationConfig::default()
+            },
             ..PoolConfig::new(
                 var("COGNITO_POOL_NAME").unwrap_or_else(|| "default".into()),
                 region,
@@ -235,6 +254,18 @@ mod tests {
         .into();
         let config = Config::load_from(None, |k| env.get(k).map(|v| v.to_string())).unwrap();
         assert_eq!(config.pools.len(), 1);
+        assert_eq!(config.pools[0].revocation.check, RevocationCheck::Never);
+        let with_check = |value: &'static str| {
+            let mut env = env.clone();
+            env.insert("COGNITO_REVOCATION_CHECK", value);
+            Config::load_from(None, move |k| env.get(k).map(|v| v.to_string()))
+        };
+        assert_eq!(
+            with_check("on_request").unwrap().pools[0].revocation.check,
+            RevocationCheck::OnRequest
+        );
+        let err = with_check("sometimes").unwrap_err().to_string();
+        assert!(err.contains("COGNITO_REVOCATION_CHECK"), "{err}");
         assert_eq!(config.pools[0].client_ids, vec!["one", "two"]);
         assert_eq!(
             config.pools[0].issuer(),

@@ -58,16 +58,20 @@ fn joined(items: &[String]) -> String {
 
 /// `value` as header text (see the module docs); `in_list`: `,` encoded too.
 fn encoded(value: &str, in_list: bool) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let value = value.trim();
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         let keep = (b' '..=b'~').contains(&byte) && byte != b'%' && !(in_list && byte == b',');
         if keep {
             out.push(byte as char);
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            out.push('%');
+            out.push(HEX[usize::from(byte >> 4)] as char);
+            out.push(HEX[usize::from(byte & 0xF)] as char);
         }
     }
-    out.trim().to_string()
+    out
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ pub mod forward_auth;
 mod identity;
 mod routes;
 
-use std::{collections::HashMap, future::Future, sync::Arc};
+use std::{borrow::Cow, collections::HashMap, future::Future, sync::Arc};
 
 pub use identity::IdentityHeaders;
 pub use routes::Rule;
@@ -76,11 +76,16 @@ impl Gateway {
     }
 
     /// The rule of `request`: the first route that matches it, else the default.
-    pub fn rule_for(&self, request: &ProxiedRequest<'_>) -> Rule {
+    pub fn rule_for(&self, request: &ProxiedRequest<'_>) -> &Rule {
+        if self.routes.is_empty() {
+            return &self.default;
+        }
+        // Normalised once for every route (the common path allocates nothing).
+        let path = routes::normal_path(request.path);
         self.routes
             .iter()
-            .find(|route| route.matches(request))
-            .map_or_else(|| self.default.clone(), |route| route.rule.clone())
+            .find(|route| route.matches(request, &path))
+            .map_or(&self.default, |route| &route.rule)
     }
 
     /// The identity header names, for adapters that must strip client copies.
@@ -131,8 +136,8 @@ impl Gateway {
     {
         let rule = self.rule_for(request);
         let rule = match extensions {
-            Some(extensions) if !extensions.is_empty() => match rule.narrowed(extensions) {
-                Ok(rule) => rule,
+            Some(extensions) if !extensions.is_empty() => match rule.clone().narrowed(extensions) {
+                Ok(rule) => Cow::Owned(rule),
                 // A proxy misconfiguration: refuse (fail closed), and say why.
                 Err(problem) => {
                     tracing::warn!(%problem, "gateway: cannot apply the proxy's per-route settings");
@@ -146,7 +151,7 @@ impl Gateway {
                     ));
                 }
             },
-            _ => rule,
+            _ => Cow::Borrowed(rule),
         };
         if rule.anonymous {
             return Verdict::Allow(Vec::new());
@@ -155,6 +160,7 @@ impl Gateway {
             Ok(token) => token,
             Err(denied) => return Verdict::Deny(denied),
         };
+        // A policy without scopes or groups (the default's) clones without allocating.
         let result = check(token, rule.policy.clone(), rule.check_revocation).await;
         self.verdict(&rule, &result)
     }

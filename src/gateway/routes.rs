@@ -6,7 +6,7 @@
 //! request for `/public/../admin` must meet the rule of `/admin`, not that of
 //! an anonymous `/public`.
 
-use std::collections::HashMap;
+use std::{borrow::Cow, collections::HashMap};
 
 use super::{ProxiedRequest, token_use_named};
 use crate::{
@@ -128,7 +128,8 @@ impl Route {
         }
     }
 
-    pub(super) fn matches(&self, request: &ProxiedRequest<'_>) -> bool {
+    /// Whether `request` (its path already through [`normal_path`]) is this route's.
+    pub(super) fn matches(&self, request: &ProxiedRequest<'_>, normal_path: &str) -> bool {
         if let Some(host) = &self.host
             && request.host.map(normal_host).as_deref() != Some(host.as_str())
         {
@@ -142,7 +143,7 @@ impl Route {
         {
             return false;
         }
-        has_prefix(&normal_path(request.path), &self.path_prefix)
+        has_prefix(normal_path, &self.path_prefix)
     }
 }
 
@@ -172,9 +173,16 @@ fn has_prefix(path: &str, prefix: &str) -> bool {
 }
 
 /// The path as the app will read it: no query, no dot segments, no empty
-/// segments, `%2e` read as `.`.
-pub(super) fn normal_path(path: &str) -> String {
+/// segments, `%2e` read as `.`. A path that needs none of it is borrowed.
+pub(super) fn normal_path(path: &str) -> Cow<'_, str> {
     let path = path.split(['?', '#']).next().unwrap_or("");
+    let clean = path.starts_with('/')
+        && !path.contains("//")
+        && !path.contains("/.")
+        && !path.contains('%');
+    if clean {
+        return Cow::Borrowed(path);
+    }
     let mut segments: Vec<String> = Vec::new();
     for segment in path.split('/') {
         let segment = segment.replace("%2e", ".").replace("%2E", ".");
@@ -191,13 +199,18 @@ pub(super) fn normal_path(path: &str) -> String {
     if trailing {
         normal.push('/');
     }
-    normal
+    Cow::Owned(normal)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::TokenUse;
+
+    /// `route.matches` with the path normalised as `Gateway::rule_for` does.
+    fn matches(route: &Route, request: &ProxiedRequest<'_>) -> bool {
+        route.matches(request, &normal_path(request.path))
+    }
 
     fn route(yaml_like: GatewayRoute) -> Route {
         Route::new(&yaml_like)
@@ -236,13 +249,20 @@ mod tests {
             "/public/../admin/x",
             "/public/%2e%2e/admin",
         ] {
-            assert!(admin.matches(&request(None, "GET", path)), "{path}");
+            assert!(matches(&admin, &request(None, "GET", path)), "{path}");
         }
         for path in ["/administrator", "/", "/public/admin", "/admin%2fx"] {
-            assert!(!admin.matches(&request(None, "GET", path)), "{path}");
+            assert!(!matches(&admin, &request(None, "GET", path)), "{path}");
         }
-        assert!(route(plain("/")).matches(&request(None, "GET", "/anything")));
+        assert!(matches(
+            &route(plain("/")),
+            &request(None, "GET", "/anything")
+        ));
         assert_eq!(normal_path("/a/./b/../../../c//d/"), "/c/d/");
+        assert!(matches!(
+            normal_path("/admin/users?page=2"),
+            Cow::Borrowed("/admin/users")
+        ));
     }
 
     #[test]
@@ -251,11 +271,23 @@ mod tests {
         config.host = Some("API.example.com".into());
         config.methods = vec!["POST".into()];
         let api = route(config);
-        assert!(api.matches(&request(Some("api.example.com:8443"), "post", "/x")));
-        assert!(api.matches(&request(Some("api.EXAMPLE.com."), "POST", "/x")));
-        assert!(!api.matches(&request(Some("api.example.org"), "POST", "/x")));
-        assert!(!api.matches(&request(Some("api.example.com"), "GET", "/x")));
-        assert!(!api.matches(&request(None, "POST", "/x")));
+        assert!(matches(
+            &api,
+            &request(Some("api.example.com:8443"), "post", "/x")
+        ));
+        assert!(matches(
+            &api,
+            &request(Some("api.EXAMPLE.com."), "POST", "/x")
+        ));
+        assert!(!matches(
+            &api,
+            &request(Some("api.example.org"), "POST", "/x")
+        ));
+        assert!(!matches(
+            &api,
+            &request(Some("api.example.com"), "GET", "/x")
+        ));
+        assert!(!matches(&api, &request(None, "POST", "/x")));
         assert_eq!(normal_host("[::1]:8080"), "[::1]");
     }
 

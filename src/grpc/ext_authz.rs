@@ -34,22 +34,22 @@ impl ExtAuthzService {
         Self { service, gateway }
     }
 
-    fn response(&self, verdict: &Verdict) -> CheckResponse {
+    fn response(&self, verdict: Verdict) -> CheckResponse {
         match verdict {
             Verdict::Allow(identity) => {
                 let mut ok = OkHttpResponseBuilder::new();
-                for (name, value) in identity {
-                    ok.add_header(
-                        name.as_str(),
-                        value.as_str(),
-                        Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
-                        false,
-                    );
-                }
                 for name in self.gateway.identity_headers().names() {
                     if !identity.iter().any(|(set, _)| set == name) {
                         ok.remove_header(name);
                     }
+                }
+                for (name, value) in identity {
+                    ok.add_header(
+                        name,
+                        value,
+                        Some(HeaderAppendAction::OverwriteIfExistsOrAdd),
+                        false,
+                    );
                 }
                 let mut response = CheckResponse::with_status(Status::ok(""));
                 response.set_http_response(ok);
@@ -63,10 +63,10 @@ impl ExtAuthzService {
                 let mut denied = DeniedHttpResponseBuilder::new();
                 denied
                     .set_http_status(status)
-                    .add_header("www-authenticate", denial.challenge.as_str(), None, false)
+                    .add_header("www-authenticate", denial.challenge, None, false)
                     .add_header("content-type", "application/json", None, false)
                     .add_header("cache-control", "no-store", None, false)
-                    .set_body(denial.body.as_str());
+                    .set_body(denial.body);
                 let mut response = CheckResponse::with_status(code);
                 response.set_http_response(denied);
                 response
@@ -113,7 +113,7 @@ impl Authorization for ExtAuthzService {
                         },
                     )
                     .await;
-                Ok(Response::new(self.response(&verdict)))
+                Ok(Response::new(self.response(verdict)))
             })
             .await
     }
