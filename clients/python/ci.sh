@@ -13,7 +13,8 @@ REPO="$(cd "$HERE/../.." && pwd)"
 VENV="$HERE/.venv"
 PY="$VENV/bin/python"
 
-# 1. venv with the pinned tools (grpcio, grpcio-tools, protobuf, flask, gunicorn, pytest, hatchling, ...).
+# 1. venv with the pinned tools (grpcio, grpcio-tools, protobuf, flask, gunicorn, pytest, hatchling,
+#    moto[server] and boto3 for the revocation tests against moto's Cognito, ...).
 if [ ! -x "$PY" ]; then
     "${PYTHON:-python3}" -m venv "$VENV"
 fi
@@ -30,7 +31,8 @@ timeout 600 "$PY" -m pip install --disable-pip-version-check -q \
 # 4. The Node example's dependencies, from its lockfile.
 (cd "$REPO/examples/node" && timeout 600 npm ci --no-audit --no-fund)
 
-# 5. Tests against a real `token-validator dev` on loopback.
+# 5. Tests against a real `token-validator dev` on loopback, and (tests/test_revocation_moto.py)
+#    real `token-validator serve` processes in front of moto's Cognito server, also on loopback.
 export TOKEN_VALIDATOR_BIN="${TOKEN_VALIDATOR_BIN:-$REPO/target/debug/token-validator}"
 if [ ! -x "$TOKEN_VALIDATOR_BIN" ]; then
     echo "ci.sh: $TOKEN_VALIDATOR_BIN is missing: build it first (cargo build)" >&2

@@ -4,7 +4,10 @@ Routes:
     GET /api/activities/home   public
     GET /api/activities/me     any valid access token; answers with the user's
                                preferred_username (from GetUserInfo)
-    GET /api/admin/activities  access token of a user in the "admin" group
+    GET /api/admin/activities  access token of a user in the "admin" group,
+                               checked against Cognito on every request
+                               (check_revocation: a signed-out, disabled or
+                               deleted admin is refused before the token expires)
 
 Run it (see README.md):
     TOKEN_VALIDATOR_ADDR=127.0.0.1:50051 flask --app app run
@@ -49,8 +52,11 @@ def create_app(config: Optional[Mapping[str, Any]] = None) -> Flask:
             "activities": mine,
         }
 
+    # Admin routes also ask Cognito whether the token was revoked (the pool must
+    # allow it: revocation.check: on_request; the dev pool does). Offline
+    # validation cannot see a sign-out or an off-boarding before `exp`.
     @app.get("/api/admin/activities")
-    @require_token(token_use="access", groups=["admin"])
+    @require_token(token_use="access", groups=["admin"], check_revocation=True)
     def admin_activities() -> Any:
         return {"activities": ACTIVITIES, "admin": g.token_claims.username}
 

@@ -2,14 +2,21 @@
 // Validate a Cognito token with token-validator and print the answer as JSON.
 //
 //   node validate.js [--addr HOST:PORT] [--token-use id|access]
-//                    [--scope S]... [--group G]... [--timeout SECONDS] TOKEN
+//                    [--scope S]... [--group G]... [--check-revocation]
+//                    [--timeout SECONDS] TOKEN
 //   node validate.js --user-info [--addr HOST:PORT] [--timeout SECONDS] TOKEN
 //
 // The address defaults to $TOKEN_VALIDATOR_ADDR, then 127.0.0.1:50051.
 // --user-info calls GetUserInfo (the user's profile; for an access token the
 // service asks Cognito, so a revoked token is refused) instead of ValidateToken.
+// --check-revocation sets `check_revocation: true` in the ValidateToken request:
+// the service also asks Cognito whether the token was revoked (signed out
+// everywhere, refresh token revoked, user disabled or deleted), where the
+// token's pool allows it (`revocation.check: on_request`); a revoked token
+// answers valid=false, REASON_REVOKED.
 // Exit status: 0 valid, 1 rejected token (the JSON says why), 2 usage error,
-// 3 the service could not answer (gRPC error, printed as JSON on stdout too).
+// 3 the service could not answer (gRPC error, printed as JSON on stdout too;
+// COGNITO_UNAVAILABLE when it could not ask Cognito: answer 503, never let in).
 //
 // A failed call's reason is read from the google.rpc.ErrorInfo detail that the
 // service puts in the `grpc-status-details-bin` trailer, never from the text.
@@ -98,7 +105,7 @@ function usage(message) {
   if (message) process.stderr.write(`validate.js: ${message}\n`);
   process.stderr.write(
     'usage: node validate.js [--addr HOST:PORT] [--token-use id|access] ' +
-      '[--scope S]... [--group G]... [--timeout SECONDS] [--user-info] TOKEN\n',
+      '[--scope S]... [--group G]... [--check-revocation] [--timeout SECONDS] [--user-info] TOKEN\n',
   );
   process.exit(2);
 }
@@ -115,6 +122,7 @@ function parse() {
         group: { type: 'string', multiple: true, default: [] },
         timeout: { type: 'string', default: '5' },
         'user-info': { type: 'boolean', default: false },
+        'check-revocation': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -128,8 +136,11 @@ function parse() {
     values['token-use']
   ];
   if (!tokenUse) usage('--token-use must be id or access');
-  if (values['user-info'] && (values['token-use'] || values.scope.length || values.group.length)) {
-    usage('--user-info takes no --token-use, --scope or --group');
+  if (
+    values['user-info'] &&
+    (values['token-use'] || values.scope.length || values.group.length || values['check-revocation'])
+  ) {
+    usage('--user-info takes no --token-use, --scope, --group or --check-revocation');
   }
   const timeout = Number(values.timeout);
   if (!(timeout > 0)) usage('--timeout must be a positive number of seconds');
@@ -142,6 +153,7 @@ function parse() {
     groups: values.group,
     timeout,
     userInfo: values['user-info'],
+    checkRevocation: values['check-revocation'],
     token: positionals[0],
   };
 }
@@ -197,6 +209,10 @@ function main() {
     expected_token_use: args.tokenUse,
     required_scopes: args.scopes,
     required_groups: args.groups,
+    // Ask Cognito too (one call per token per revocation.cache_ttl_secs on the
+    // service's side): for routes where a signed-out or off-boarded user must
+    // be refused before the token expires.
+    check_revocation: args.checkRevocation,
   };
   client.ValidateToken(request, { deadline }, (err, response) => {
     client.close();
@@ -205,6 +221,13 @@ function main() {
       return;
     }
     const out = { valid: response.valid, reason: response.reason, message: response.message };
+    if (response.reason === 'REASON_REVOKED') {
+      // Cognito no longer accepts the token or its user: the signature and exp
+      // are fine, so retrying or refreshing locally will not help. End the
+      // session (an app would answer 401 and drop its cookie).
+      out.revoked = true;
+      process.stderr.write('validate.js: the token was revoked in Cognito; sign the user out\n');
+    }
     if (response.valid && response.claims) {
       const { json, ...claims } = response.claims;
       out.claims = claims;

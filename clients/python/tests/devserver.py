@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,18 @@ class DevServer:
         )
         with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:
             assert resp.status == 204, f"/dev/revoke answered {resp.status}"
+
+    def change_user(self, username: str, change: str) -> int:
+        """``POST /dev/users/{username}/{change}`` (``disable``, ``enable`` or ``delete``), as
+        Cognito's AdminDisableUser, AdminEnableUser and AdminDeleteUser; returns the status
+        (204, or 404 for no such user)."""
+        url = self.mint_url.rsplit("/dev/", 1)[0] + f"/dev/users/{username}/{change}"
+        req = urllib.request.Request(url, data=b"", method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:
+                return resp.status
+        except urllib.error.HTTPError as e:
+            return e.code
 
     def stderr_tail(self, n: int = 4000) -> str:
         try:

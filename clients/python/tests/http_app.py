@@ -52,6 +52,11 @@ def create_app(addr: str) -> Flask:
     def admins():
         return {}
 
+    @app.get("/checked")
+    @require_token(check_revocation=True)
+    def checked():
+        return {"username": g.token_claims.username}
+
     @app.get("/whoami")
     def whoami():  # no decorator: current_user() validates through GetUserInfo
         return {"username": current_user().username}

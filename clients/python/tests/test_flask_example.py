@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 import devserver
@@ -87,6 +89,22 @@ def test_admin_route(http, dev, bob):
     assert resp.get_json()["reason"] == "REASON_MISSING_GROUP"
     resp = http.get("/api/admin/activities")
     assert resp.status_code == 401
+
+
+def test_admin_route_checks_revocation(http, dev):
+    """The admin route uses check_revocation: a signed-out or off-boarded admin gets 401."""
+    tokens = dev.mint(username=f"example-admin-{uuid.uuid4().hex[:8]}", groups=["admin"])
+    dev.revoke(tokens["access_token"])
+    resp = http.get("/api/admin/activities", headers=bearer(tokens["access_token"]))
+    assert resp.status_code == 401, resp.get_data(as_text=True)
+    assert resp.get_json()["error"] == "invalid_token"
+    assert resp.get_json()["reason"] == "REASON_REVOKED"
+    assert resp.headers["WWW-Authenticate"].startswith('Bearer error="invalid_token"')
+    name = f"example-admin-{uuid.uuid4().hex[:8]}"
+    other = dev.mint(username=name, groups=["admin"])
+    assert dev.change_user(name, "disable") == 204
+    resp = http.get("/api/admin/activities", headers=bearer(other["access_token"]))
+    assert resp.status_code == 401 and resp.get_json()["reason"] == "REASON_REVOKED"
 
 
 def test_example_fails_closed_when_service_stops(example, doomed_dev):

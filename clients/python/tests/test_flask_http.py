@@ -164,6 +164,14 @@ def test_real_revoked_user_info(real, revoked):
 
 
 @pytest.mark.integration
+def test_real_revoked_with_check_revocation(real, revoked):
+    """require_token(check_revocation=True) on a revoked access token: 401 REASON_REVOKED, ASCII challenge."""
+    assert httpserve.get(real, "/any", bearer(revoked["access_token"])).status == 200  # offline: still valid
+    reply = httpserve.get(real, "/checked", bearer(revoked["access_token"]))
+    assert_rejected(reply, 401, "invalid_token", Reason.REVOKED)
+
+
+@pytest.mark.integration
 def test_real_valid_and_header_problems(real, dev):
     assert httpserve.get(real, "/any", bearer(dev.access_token)).status == 200
     assert httpserve.get(real, "/admins", bearer(dev.id_token)).status == 200
@@ -192,6 +200,12 @@ def test_flask_example_under_gunicorn(dev, bob):
         assert challenge(reply)["error"] == "invalid_token"
         reply = httpserve.get(url, "/api/admin/activities", bearer(bob["access_token"]))
         assert reply.status == 403 and challenge(reply)["error"] == "insufficient_scope"
+        # The admin route checks revocation: an admin signed out everywhere is refused.
+        admin = dev.mint(username="gunicorn-admin", groups=["admin"])
+        dev.revoke(admin["access_token"])
+        reply = httpserve.get(url, "/api/admin/activities", bearer(admin["access_token"]))
+        assert reply.status == 401 and reply.json()["reason"] == "REASON_REVOKED", reply.body[:300]
+        assert challenge(reply)["error"] == "invalid_token"
 
 
 # --- every Reason, and messages the real service does not write today ------------------

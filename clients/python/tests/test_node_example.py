@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 from concurrent import futures
 from typing import Iterator
 
@@ -69,6 +70,34 @@ def test_node_user_info_reasons_from_the_detail(dev, revoked, expired):
     code, out = run_node("--addr", dev.grpc_addr, "--user-info", dev.access_token)
     assert code == 0, out
     assert out["valid"] is True and out["user"]["username"] == "dev-user"
+
+
+@pytest.mark.integration
+def test_node_check_revocation(dev):
+    """--check-revocation sends check_revocation: true; a revoked token is REASON_REVOKED, exit 1."""
+    tokens = dev.mint(username=f"node-{uuid.uuid4().hex[:8]}")
+    dev.revoke(tokens["access_token"])
+    code, out = run_node("--addr", dev.grpc_addr, "--token-use", "access", tokens["access_token"])
+    assert code == 0 and out["valid"] is True, out  # offline, the revoked token still looks valid
+    code, out = run_node("--addr", dev.grpc_addr, "--check-revocation", tokens["access_token"])
+    assert code == 1, out
+    assert out == {"valid": False, "reason": "REASON_REVOKED", "message": out["message"], "revoked": True}
+    assert out["message"]
+    # The ID token of the same sign-in, once its access token was found revoked.
+    code, out = run_node("--addr", dev.grpc_url, "--check-revocation", "--token-use", "id", tokens["id_token"])
+    assert (code, out["reason"]) == (1, "REASON_REVOKED"), out
+    # A token that was not revoked passes the check.
+    code, out = run_node("--addr", dev.grpc_addr, "--check-revocation", dev.mint(username="node-ok")["access_token"])
+    assert code == 0 and out["valid"] is True, out
+    code, _ = run_node_usage("--user-info", "--check-revocation", tokens["access_token"])
+    assert code == 2
+
+
+def run_node_usage(*args: str) -> tuple[int, str]:
+    node = shutil.which("node")
+    assert node, "node is not installed"
+    proc = subprocess.run([node, "validate.js", *args], cwd=NODE_DIR, capture_output=True, text=True, timeout=60)
+    return proc.returncode, proc.stderr
 
 
 @pytest.mark.integration

@@ -138,6 +138,33 @@ def test_request_fields_and_typed_result(fake):
     assert r.claims.get("custom:tenant") == "acme"
 
 
+def test_check_revocation_is_sent_and_off_by_default(fake):
+    with TokenValidatorClient(fake.addr, timeout=2) as c:
+        c.validate_token("t")
+        c.validate_token("t", check_revocation=True)
+        c.validate_token("t", check_revocation=False)
+        with pytest.raises(TypeError):
+            c.validate_token("t", check_revocation="yes")  # type: ignore[arg-type]
+    assert [r.check_revocation for r in fake.requests] == [False, True, False]
+
+
+def test_revoked_is_a_rejection_and_cognito_unavailable_an_error(fake):
+    fake.validate_response = pb.ValidateTokenResponse(
+        valid=False, reason=pb.REASON_REVOKED, message="Access Token has been revoked"
+    )
+    with TokenValidatorClient(fake.addr, timeout=2, retry=FAST) as c:
+        r = c.validate_token("t", check_revocation=True)
+        assert (r.valid, r.reason, r.claims) == (False, Reason.REVOKED, None)
+        fake.failures = [
+            (grpc.StatusCode.UNAVAILABLE, "Cognito cannot be asked", "COGNITO_UNAVAILABLE", {"pool": "main"})
+        ] * 3
+        with pytest.raises(TokenValidatorUnavailable) as info:
+            c.validate_token("t", check_revocation=True)
+    assert type(info.value) is TokenValidatorUnavailable
+    assert (info.value.error_reason, info.value.pool) == ("COGNITO_UNAVAILABLE", "main")
+    assert "after 3 attempts" in str(info.value)
+
+
 def test_token_use_parsing(fake):
     with TokenValidatorClient(fake.addr, timeout=2) as c:
         c.validate_token("t")
@@ -427,6 +454,20 @@ async def test_aio_retries_and_errors(fake):
 
 
 @pytest.mark.asyncio
+async def test_aio_check_revocation(fake):
+    fake.validate_response = pb.ValidateTokenResponse(valid=False, reason=pb.REASON_REVOKED, message="revoked")
+    async with aio.TokenValidatorClient(fake.addr, timeout=2, retry=FAST) as c:
+        r = await c.validate_token("t", token_use="access", check_revocation=True)
+        assert r.reason is Reason.REVOKED and not r
+        await c.validate_token("t")
+        fake.failures = [(grpc.StatusCode.UNAVAILABLE, "x", "COGNITO_UNAVAILABLE", {"pool": "p"})] * 3
+        with pytest.raises(TokenValidatorUnavailable) as info:
+            await c.validate_token("t", check_revocation=True)
+        assert info.value.error_reason == "COGNITO_UNAVAILABLE"
+    assert [r.check_revocation for r in fake.requests[:2]] == [True, False]
+
+
+@pytest.mark.asyncio
 async def test_aio_unreachable():
     async with aio.TokenValidatorClient(closed_port(), timeout=1, retry=FAST) as c:
         with pytest.raises(TokenValidatorUnavailable):
@@ -580,6 +621,71 @@ def test_flask_unreachable_is_503():
     assert resp.status_code == 503
     assert resp.headers["Retry-After"] == "1"
     assert app.ran == 0
+
+
+def revocation_app(addr: str, **config: Any) -> Flask:
+    app = Flask("offline_revocation")
+    app.config.update(TOKEN_VALIDATOR_ADDR=addr, TOKEN_VALIDATOR_TIMEOUT=1, TOKEN_VALIDATOR_RETRIES=2, **config)
+    TokenValidator(app)
+
+    @app.get("/default")
+    @require_token
+    def default():
+        return {}
+
+    @app.get("/checked")
+    @require_token(groups=["admin"], check_revocation=True)
+    def checked():
+        return {}
+
+    @app.get("/unchecked")
+    @require_token(check_revocation=False)
+    def unchecked():
+        return {}
+
+    return app
+
+
+def test_flask_check_revocation_per_route_and_app_default(fake, monkeypatch):
+    http = revocation_app(fake.addr).test_client()
+    for path in ("/default", "/checked", "/unchecked"):
+        assert http.get(path, headers={"Authorization": "Bearer x"}).status_code == 200, path
+    assert [r.check_revocation for r in fake.requests] == [False, True, False]
+    assert list(fake.requests[1].required_groups) == ["admin"]
+    fake.requests.clear()
+    # TOKEN_VALIDATOR_CHECK_REVOCATION turns it on where a route does not say (config, else environment).
+    http = revocation_app(fake.addr, TOKEN_VALIDATOR_CHECK_REVOCATION=True).test_client()
+    for path in ("/default", "/checked", "/unchecked"):
+        http.get(path, headers={"Authorization": "Bearer x"})
+    monkeypatch.setenv("TOKEN_VALIDATOR_CHECK_REVOCATION", "true")
+    revocation_app(fake.addr).test_client().get("/default", headers={"Authorization": "Bearer x"})
+    assert [r.check_revocation for r in fake.requests] == [True, True, False, True]
+    monkeypatch.setenv("TOKEN_VALIDATOR_CHECK_REVOCATION", "perhaps")
+    with pytest.raises(ValueError):
+        revocation_app(fake.addr)
+    with pytest.raises(TypeError):
+        require_token(check_revocation="yes")  # type: ignore[call-overload]
+
+
+def test_flask_revoked_is_401_and_cognito_unavailable_503(fake):
+    http = revocation_app(fake.addr).test_client()
+    fake.validate_response = pb.ValidateTokenResponse(
+        valid=False, reason=pb.REASON_REVOKED, message="Access Token has been revoked"
+    )
+    resp = http.get("/checked", headers={"Authorization": "Bearer x"})
+    assert resp.status_code == 401
+    assert resp.get_json() == {
+        "error": "invalid_token", "reason": "REASON_REVOKED", "message": "Access Token has been revoked"
+    }
+    assert resp.headers["WWW-Authenticate"] == (
+        'Bearer error="invalid_token", error_description="Access Token has been revoked"'
+    )
+    fake.failures = [(grpc.StatusCode.UNAVAILABLE, "Cognito cannot be asked", "COGNITO_UNAVAILABLE", {"pool": "p"})] * 2
+    resp = http.get("/checked", headers={"Authorization": "Bearer x"})
+    assert resp.status_code == 503
+    assert resp.get_json()["error"] == "token_validator_unavailable"
+    assert resp.headers["Retry-After"] == "1"
+    assert "WWW-Authenticate" not in resp.headers
 
 
 def test_flask_bad_config_fails_at_init():

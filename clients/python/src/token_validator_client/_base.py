@@ -154,8 +154,13 @@ class BaseClient:
         token_use: TokenUseArg,
         scopes: Optional[Sequence[str]],
         groups: Optional[Sequence[str]],
+        check_revocation: bool = False,
     ) -> Rpc[ValidationResult]:
-        return Rpc("ValidateToken", validate_request(token, token_use, scopes, groups), ValidationResult.from_proto)
+        return Rpc(
+            "ValidateToken",
+            validate_request(token, token_use, scopes, groups, check_revocation),
+            ValidationResult.from_proto,
+        )
 
     @staticmethod
     def _get_user_info_rpc(token: str) -> Rpc[UserInfo]:

@@ -155,9 +155,12 @@ def validate_request(
     token_use: TokenUseArg,
     scopes: Optional[Sequence[str]],
     groups: Optional[Sequence[str]],
+    check_revocation: bool = False,
 ) -> pb.ValidateTokenRequest:
     if not isinstance(token, str):
         raise TypeError("token must be a str")
+    if not isinstance(check_revocation, bool):
+        raise TypeError("check_revocation must be True or False")
     for name, seq in (("scopes", scopes), ("groups", groups)):
         if isinstance(seq, str):
             raise TypeError(f"{name} must be a list of strings, not a single string")
@@ -166,6 +169,7 @@ def validate_request(
         expected_token_use=TokenUse.parse(token_use).to_proto(),  # type: ignore[arg-type]
         required_scopes=list(scopes or ()),
         required_groups=list(groups or ()),
+        check_revocation=check_revocation,
     )
 
 

@@ -6,7 +6,7 @@ Same arguments, results and exceptions as
     from token_validator_client.aio import TokenValidatorClient
 
     async with TokenValidatorClient("127.0.0.1:50051", timeout=1.0) as client:
-        result = await client.validate_token(token, token_use="access")
+        result = await client.validate_token(token, token_use="access", check_revocation=True)
 """
 
 from __future__ import annotations
@@ -55,10 +55,13 @@ class TokenValidatorClient(BaseClient):
         token_use: TokenUseArg = None,
         scopes: Optional[Sequence[str]] = None,
         groups: Optional[Sequence[str]] = None,
+        check_revocation: bool = False,
         timeout: Optional[float] = None,
     ) -> ValidationResult:
         """Validate a token; see :meth:`token_validator_client.TokenValidatorClient.validate_token`."""
-        return await self._send(self._validate_token_rpc(token, token_use, scopes, groups), timeout)
+        return await self._send(
+            self._validate_token_rpc(token, token_use, scopes, groups, check_revocation), timeout
+        )
 
     async def get_user_info(self, token: str, *, timeout: Optional[float] = None) -> UserInfo:
         """Return the user's profile; see :meth:`token_validator_client.TokenValidatorClient.get_user_info`."""

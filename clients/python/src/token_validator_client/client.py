@@ -27,7 +27,7 @@ class TokenValidatorClient(BaseClient):
     Example::
 
         client = TokenValidatorClient("127.0.0.1:50051", timeout=1.0)
-        result = client.validate_token(token, token_use="access", scopes=["openid"])
+        result = client.validate_token(token, token_use="access", scopes=["openid"], check_revocation=True)
         if result.valid:
             print(result.claims.username)
         else:
@@ -71,6 +71,7 @@ class TokenValidatorClient(BaseClient):
         token_use: TokenUseArg = None,
         scopes: Optional[Sequence[str]] = None,
         groups: Optional[Sequence[str]] = None,
+        check_revocation: bool = False,
         timeout: Optional[float] = None,
     ) -> ValidationResult:
         """Validate a Cognito ID or access token.
@@ -80,6 +81,13 @@ class TokenValidatorClient(BaseClient):
             token_use: ``"id"``, ``"access"`` or None for either.
             scopes: every one of these must be in the token's ``scope`` (all-of).
             groups: at least one of these must be in ``cognito:groups`` (any-of).
+            check_revocation: also ask Cognito whether the token was revoked
+                (user signed out everywhere, refresh token revoked, user
+                disabled or deleted), where the token's pool allows it
+                (``revocation.check: on_request``; ``always`` pools check
+                every token, ``never`` pools ignore this). A revoked token
+                is ``valid=False`` with ``Reason.REVOKED``. The service caches
+                answers for the pool's ``revocation.cache_ttl_secs``.
             timeout: this call's per-attempt deadline (default: the client's).
 
         Returns:
@@ -88,12 +96,15 @@ class TokenValidatorClient(BaseClient):
 
         Raises:
             InvalidTokenArgument: the token is empty or oversized.
-            TokenValidatorUnavailable: the service is down or has no keys for
-                the token's issuer yet (after retries).
+            TokenValidatorUnavailable: the service is down, has no keys for
+                the token's issuer yet (``error_reason`` ``"KEYS_UNAVAILABLE"``)
+                or, with ``check_revocation``, could not ask Cognito and the
+                pool says ``on_error: deny`` (``"COGNITO_UNAVAILABLE"``); after
+                retries.
             TokenValidatorTimeout: the deadline passed.
             TokenValidatorError: any other gRPC error.
         """
-        return self._send(self._validate_token_rpc(token, token_use, scopes, groups), timeout)
+        return self._send(self._validate_token_rpc(token, token_use, scopes, groups, check_revocation), timeout)
 
     def get_user_info(self, token: str, *, timeout: Optional[float] = None) -> UserInfo:
         """Validate the token and return the user's profile.

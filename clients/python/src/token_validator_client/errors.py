@@ -151,9 +151,10 @@ class TokenValidatorUnavailable(TokenValidatorError):
 
     ``error_reason`` says why when the service itself answered:
     ``"KEYS_UNAVAILABLE"`` (no keys for the token's pool yet; ``pool`` names
-    it) or ``"COGNITO_UNAVAILABLE"`` (``get_user_info`` could not ask
-    Cognito). Raised after the client's retries are exhausted. Callers must
-    fail closed.
+    it) or ``"COGNITO_UNAVAILABLE"`` (``get_user_info``, or ``validate_token``
+    with ``check_revocation=True`` under the pool's ``revocation.on_error:
+    deny``, could not ask Cognito; ``pool`` names it). Raised after the
+    client's retries are exhausted. Callers must fail closed.
     """
 
 

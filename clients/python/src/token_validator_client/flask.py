@@ -14,6 +14,11 @@ Example::
     def me():
         return {"sub": g.token_claims.sub, "name": current_user().preferred_username}
 
+    @app.post("/api/admin/users")
+    @require_token(token_use="access", groups=["admin"], check_revocation=True)
+    def add_user():  # a signed-out, disabled or deleted admin is refused (401)
+        ...
+
 Configuration (``app.config``, falling back to the process environment, then
 to the default):
 
@@ -27,13 +32,17 @@ to the default):
 ``TOKEN_VALIDATOR_CLIENT_KEY``         client private key for mTLS
 ``TOKEN_VALIDATOR_SERVER_NAME``        TLS server name override
 ``TOKEN_VALIDATOR_REALM``              ``realm`` of ``WWW-Authenticate``
+``TOKEN_VALIDATOR_CHECK_REVOCATION``   default of ``require_token(check_revocation=…)``, default off
 ``TOKEN_VALIDATOR_ERROR_HANDLERS``     register JSON error handlers (default on)
 =====================================  =========================================
 
 Responses: a missing or malformed ``Authorization`` header or a rejected token
-is ``401`` with ``WWW-Authenticate: Bearer …``; a missing scope or group is
+(a revoked one too: ``"reason": "REASON_REVOKED"``) is ``401`` with
+``WWW-Authenticate: Bearer …``; a missing scope or group is
 ``403`` with ``WWW-Authenticate: Bearer error="insufficient_scope", …``; a
-service that cannot be reached is ``503`` (fail closed: the view never runs).
+service that cannot be reached, or that cannot ask Cognito whether a token
+was revoked (``COGNITO_UNAVAILABLE``), is ``503`` (fail closed: the view never
+runs).
 Bodies are JSON: ``{"error": …, "message": …, "reason": …}``. The
 ``WWW-Authenticate`` value is built by :func:`www_authenticate` (RFC 6750
 section 3): always printable ASCII, so the service's free-text messages
@@ -150,6 +159,7 @@ class TokenValidator:
         # Validate the configuration now, so a typo fails at start-up, not on the first request.
         if self._client is None:
             self._make_client(app).close()
+        _default_check_revocation(app)
         app.extensions[EXTENSION_KEY] = _State(self, app)
         if _as_bool(_setting(app, "TOKEN_VALIDATOR_ERROR_HANDLERS", True), "TOKEN_VALIDATOR_ERROR_HANDLERS"):
             app.register_error_handler(TokenValidatorError, _handle_error)
@@ -174,6 +184,12 @@ class TokenValidator:
 
     def client_for(self, app: Flask) -> TokenValidatorClient:
         return _state(app).get_client()
+
+
+def _default_check_revocation(app: Flask) -> bool:
+    """``TOKEN_VALIDATOR_CHECK_REVOCATION``: what ``require_token`` does when not told."""
+    key = "TOKEN_VALIDATOR_CHECK_REVOCATION"
+    return bool(_as_bool(_setting(app, key, False), key))
 
 
 def _state(app: Optional[Flask] = None) -> _State:
@@ -300,6 +316,7 @@ def require_token(
     token_use: TokenUseArg = None,
     scopes: Optional[Sequence[str]] = None,
     groups: Optional[Sequence[str]] = None,
+    check_revocation: Optional[bool] = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -309,6 +326,7 @@ def require_token(
     token_use: TokenUseArg = None,
     scopes: Optional[Sequence[str]] = None,
     groups: Optional[Sequence[str]] = None,
+    check_revocation: Optional[bool] = None,
 ) -> Union[F, Callable[[F], F]]:
     """Protect a view: only requests with a valid bearer token reach it.
 
@@ -318,9 +336,18 @@ def require_token(
     (:class:`Claims`) and ``g.token_validation`` (:class:`ValidationResult`)
     are set before the view runs.
 
+    ``check_revocation=True`` also asks Cognito, through the service, whether
+    the token was revoked (user signed out everywhere, refresh token revoked,
+    user disabled or deleted), where the token's pool allows it
+    (``revocation.check: on_request``): use it on the routes where a
+    signed-out or off-boarded user must be refused before ``exp`` (admin
+    routes). ``None`` (the default) takes ``TOKEN_VALIDATOR_CHECK_REVOCATION``
+    (off unless set).
+
     Responses when the view does not run: 401 (missing/malformed header,
-    rejected token), 403 (missing scope or group), 503 (service unavailable),
-    502 (other service errors).
+    rejected token, ``REASON_REVOKED`` included), 403 (missing scope or
+    group), 503 (service unavailable, or it could not ask Cognito:
+    ``COGNITO_UNAVAILABLE``), 502 (other service errors).
     """
     use = TokenUse.parse(token_use)
     scope_list = tuple(scopes or ())
@@ -328,14 +355,19 @@ def require_token(
     for name, seq in (("scopes", scopes), ("groups", groups)):
         if isinstance(seq, str):
             raise TypeError(f"require_token: {name} must be a list of strings")
+    if check_revocation is not None and not isinstance(check_revocation, bool):
+        raise TypeError("require_token: check_revocation must be True, False or None")
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 token = bearer_token()
+                check = (
+                    check_revocation if check_revocation is not None else _default_check_revocation(current_app)
+                )
                 result = get_client().validate_token(
-                    token, token_use=use, scopes=scope_list, groups=group_list
+                    token, token_use=use, scopes=scope_list, groups=group_list, check_revocation=check
                 )
             except (BearerTokenError, TokenValidatorError) as exc:
                 return _response_for(exc)

@@ -55,8 +55,10 @@ class Reason(enum.IntEnum):
     MISSING_SCOPE = 10
     MISSING_GROUP = 11
     #: Cognito no longer accepts the token or its user (signed out, token
-    #: revoked, user disabled or deleted). Only ``GetUserInfo`` on an access
-    #: token, which asks Cognito, can see it.
+    #: revoked, user disabled or deleted). Only a call that asks Cognito can
+    #: see it: ``validate_token(..., check_revocation=True)`` (where the
+    #: pool's ``revocation.check`` allows it) and ``GetUserInfo`` on an access
+    #: token.
     REVOKED = 12
 
     @property

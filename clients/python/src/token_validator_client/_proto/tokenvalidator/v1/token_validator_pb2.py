@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'tokenvalidator/v1/token_validator.proto\x12\x11tokenvalidator.v1\"\x90\x01\n\x14ValidateTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x37\n\x12\x65xpected_token_use\x18\x02 \x01(\x0e\x32\x1b.tokenvalidator.v1.TokenUse\x12\x17\n\x0frequired_scopes\x18\x03 \x03(\t\x12\x17\n\x0frequired_groups\x18\x04 \x03(\t\"\x8d\x01\n\x15ValidateTokenResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12)\n\x06reason\x18\x02 \x01(\x0e\x32\x19.tokenvalidator.v1.Reason\x12\x0f\n\x07message\x18\x03 \x01(\t\x12)\n\x06\x63laims\x18\x04 \x01(\x0b\x32\x19.tokenvalidator.v1.Claims\"\xf5\x01\n\x06\x43laims\x12\x0b\n\x03sub\x18\x01 \x01(\t\x12\x0e\n\x06issuer\x18\x02 \x01(\t\x12\x11\n\ttoken_use\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x10\n\x08username\x18\x05 \x01(\t\x12\x0e\n\x06groups\x18\x06 \x03(\t\x12\x0e\n\x06scopes\x18\x07 \x03(\t\x12\x12\n\nexpires_at\x18\x08 \x01(\x03\x12\x11\n\tissued_at\x18\t \x01(\x03\x12\x11\n\tauth_time\x18\n \x01(\x03\x12\x0b\n\x03jti\x18\x0b \x01(\t\x12\x12\n\norigin_jti\x18\x0c \x01(\t\x12\r\n\x05\x65mail\x18\r \x01(\t\x12\x0c\n\x04json\x18\x0e \x01(\t\"#\n\x12GetUserInfoRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\xa5\x03\n\x13GetUserInfoResponse\x12\x0b\n\x03sub\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x1a\n\x12preferred_username\x18\x03 \x01(\t\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\x16\n\x0e\x65mail_verified\x18\x05 \x01(\x08\x12\x14\n\x0cphone_number\x18\x06 \x01(\t\x12\x1d\n\x15phone_number_verified\x18\x07 \x01(\x08\x12\x0c\n\x04name\x18\x08 \x01(\t\x12\x12\n\ngiven_name\x18\t \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\n \x01(\t\x12\x0e\n\x06groups\x18\x0b \x03(\t\x12J\n\nattributes\x18\x0c \x03(\x0b\x32\x36.tokenvalidator.v1.GetUserInfoResponse.AttributesEntry\x12\x31\n\x06source\x18\r \x01(\x0e\x32!.tokenvalidator.v1.UserInfoSource\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*M\n\x08TokenUse\x12\x19\n\x15TOKEN_USE_UNSPECIFIED\x10\x00\x12\x10\n\x0cTOKEN_USE_ID\x10\x01\x12\x14\n\x10TOKEN_USE_ACCESS\x10\x02*\xd0\x02\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10REASON_MALFORMED\x10\x01\x12 \n\x1cREASON_UNSUPPORTED_ALGORITHM\x10\x02\x12\x19\n\x15REASON_UNKNOWN_ISSUER\x10\x03\x12\x16\n\x12REASON_UNKNOWN_KEY\x10\x04\x12\x18\n\x14REASON_BAD_SIGNATURE\x10\x05\x12\x12\n\x0eREASON_EXPIRED\x10\x06\x12\x18\n\x14REASON_NOT_YET_VALID\x10\x07\x12\x17\n\x13REASON_WRONG_CLIENT\x10\x08\x12\x1a\n\x16REASON_WRONG_TOKEN_USE\x10\t\x12\x18\n\x14REASON_MISSING_SCOPE\x10\n\x12\x18\n\x14REASON_MISSING_GROUP\x10\x0b\x12\x12\n\x0eREASON_REVOKED\x10\x0c*s\n\x0eUserInfoSource\x12 \n\x1cUSER_INFO_SOURCE_UNSPECIFIED\x10\x00\x12!\n\x1dUSER_INFO_SOURCE_TOKEN_CLAIMS\x10\x01\x12\x1c\n\x18USER_INFO_SOURCE_COGNITO\x10\x02\x32\xd2\x01\n\x0eTokenValidator\x12\x62\n\rValidateToken\x12\'.tokenvalidator.v1.ValidateTokenRequest\x1a(.tokenvalidator.v1.ValidateTokenResponse\x12\\\n\x0bGetUserInfo\x12%.tokenvalidator.v1.GetUserInfoRequest\x1a&.tokenvalidator.v1.GetUserInfoResponseBo\n\x15\x63om.tokenvalidator.v1P\x01ZTgithub.com/token-validator/token-validator/gen/go/tokenvalidator/v1;tokenvalidatorv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'tokenvalidator/v1/token_validator.proto\x12\x11tokenvalidator.v1\"\xaa\x01\n\x14ValidateTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x37\n\x12\x65xpected_token_use\x18\x02 \x01(\x0e\x32\x1b.tokenvalidator.v1.TokenUse\x12\x17\n\x0frequired_scopes\x18\x03 \x03(\t\x12\x17\n\x0frequired_groups\x18\x04 \x03(\t\x12\x18\n\x10\x63heck_revocation\x18\x05 \x01(\x08\"\x8d\x01\n\x15ValidateTokenResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12)\n\x06reason\x18\x02 \x01(\x0e\x32\x19.tokenvalidator.v1.Reason\x12\x0f\n\x07message\x18\x03 \x01(\t\x12)\n\x06\x63laims\x18\x04 \x01(\x0b\x32\x19.tokenvalidator.v1.Claims\"\xf5\x01\n\x06\x43laims\x12\x0b\n\x03sub\x18\x01 \x01(\t\x12\x0e\n\x06issuer\x18\x02 \x01(\t\x12\x11\n\ttoken_use\x18\x03 \x01(\t\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x10\n\x08username\x18\x05 \x01(\t\x12\x0e\n\x06groups\x18\x06 \x03(\t\x12\x0e\n\x06scopes\x18\x07 \x03(\t\x12\x12\n\nexpires_at\x18\x08 \x01(\x03\x12\x11\n\tissued_at\x18\t \x01(\x03\x12\x11\n\tauth_time\x18\n \x01(\x03\x12\x0b\n\x03jti\x18\x0b \x01(\t\x12\x12\n\norigin_jti\x18\x0c \x01(\t\x12\r\n\x05\x65mail\x18\r \x01(\t\x12\x0c\n\x04json\x18\x0e \x01(\t\"#\n\x12GetUserInfoRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\xa5\x03\n\x13GetUserInfoResponse\x12\x0b\n\x03sub\x18\x01 \x01(\t\x12\x10\n\x08username\x18\x02 \x01(\t\x12\x1a\n\x12preferred_username\x18\x03 \x01(\t\x12\r\n\x05\x65mail\x18\x04 \x01(\t\x12\x16\n\x0e\x65mail_verified\x18\x05 \x01(\x08\x12\x14\n\x0cphone_number\x18\x06 \x01(\t\x12\x1d\n\x15phone_number_verified\x18\x07 \x01(\x08\x12\x0c\n\x04name\x18\x08 \x01(\t\x12\x12\n\ngiven_name\x18\t \x01(\t\x12\x13\n\x0b\x66\x61mily_name\x18\n \x01(\t\x12\x0e\n\x06groups\x18\x0b \x03(\t\x12J\n\nattributes\x18\x0c \x03(\x0b\x32\x36.tokenvalidator.v1.GetUserInfoResponse.AttributesEntry\x12\x31\n\x06source\x18\r \x01(\x0e\x32!.tokenvalidator.v1.UserInfoSource\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*M\n\x08TokenUse\x12\x19\n\x15TOKEN_USE_UNSPECIFIED\x10\x00\x12\x10\n\x0cTOKEN_USE_ID\x10\x01\x12\x14\n\x10TOKEN_USE_ACCESS\x10\x02*\xd0\x02\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x14\n\x10REASON_MALFORMED\x10\x01\x12 \n\x1cREASON_UNSUPPORTED_ALGORITHM\x10\x02\x12\x19\n\x15REASON_UNKNOWN_ISSUER\x10\x03\x12\x16\n\x12REASON_UNKNOWN_KEY\x10\x04\x12\x18\n\x14REASON_BAD_SIGNATURE\x10\x05\x12\x12\n\x0eREASON_EXPIRED\x10\x06\x12\x18\n\x14REASON_NOT_YET_VALID\x10\x07\x12\x17\n\x13REASON_WRONG_CLIENT\x10\x08\x12\x1a\n\x16REASON_WRONG_TOKEN_USE\x10\t\x12\x18\n\x14REASON_MISSING_SCOPE\x10\n\x12\x18\n\x14REASON_MISSING_GROUP\x10\x0b\x12\x12\n\x0eREASON_REVOKED\x10\x0c*s\n\x0eUserInfoSource\x12 \n\x1cUSER_INFO_SOURCE_UNSPECIFIED\x10\x00\x12!\n\x1dUSER_INFO_SOURCE_TOKEN_CLAIMS\x10\x01\x12\x1c\n\x18USER_INFO_SOURCE_COGNITO\x10\x02\x32\xd2\x01\n\x0eTokenValidator\x12\x62\n\rValidateToken\x12\'.tokenvalidator.v1.ValidateTokenRequest\x1a(.tokenvalidator.v1.ValidateTokenResponse\x12\\\n\x0bGetUserInfo\x12%.tokenvalidator.v1.GetUserInfoRequest\x1a&.tokenvalidator.v1.GetUserInfoResponseBo\n\x15\x63om.tokenvalidator.v1P\x01ZTgithub.com/token-validator/token-validator/gen/go/tokenvalidator/v1;tokenvalidatorv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,24 +35,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\025com.tokenvalidator.v1P\001ZTgithub.com/token-validator/token-validator/gen/go/tokenvalidator/v1;tokenvalidatorv1'
   _globals['_GETUSERINFORESPONSE_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_GETUSERINFORESPONSE_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_TOKENUSE']._serialized_start=1062
-  _globals['_TOKENUSE']._serialized_end=1139
-  _globals['_REASON']._serialized_start=1142
-  _globals['_REASON']._serialized_end=1478
-  _globals['_USERINFOSOURCE']._serialized_start=1480
-  _globals['_USERINFOSOURCE']._serialized_end=1595
+  _globals['_TOKENUSE']._serialized_start=1088
+  _globals['_TOKENUSE']._serialized_end=1165
+  _globals['_REASON']._serialized_start=1168
+  _globals['_REASON']._serialized_end=1504
+  _globals['_USERINFOSOURCE']._serialized_start=1506
+  _globals['_USERINFOSOURCE']._serialized_end=1621
   _globals['_VALIDATETOKENREQUEST']._serialized_start=63
-  _globals['_VALIDATETOKENREQUEST']._serialized_end=207
-  _globals['_VALIDATETOKENRESPONSE']._serialized_start=210
-  _globals['_VALIDATETOKENRESPONSE']._serialized_end=351
-  _globals['_CLAIMS']._serialized_start=354
-  _globals['_CLAIMS']._serialized_end=599
-  _globals['_GETUSERINFOREQUEST']._serialized_start=601
-  _globals['_GETUSERINFOREQUEST']._serialized_end=636
-  _globals['_GETUSERINFORESPONSE']._serialized_start=639
-  _globals['_GETUSERINFORESPONSE']._serialized_end=1060
-  _globals['_GETUSERINFORESPONSE_ATTRIBUTESENTRY']._serialized_start=1011
-  _globals['_GETUSERINFORESPONSE_ATTRIBUTESENTRY']._serialized_end=1060
-  _globals['_TOKENVALIDATOR']._serialized_start=1598
-  _globals['_TOKENVALIDATOR']._serialized_end=1808
+  _globals['_VALIDATETOKENREQUEST']._serialized_end=233
+  _globals['_VALIDATETOKENRESPONSE']._serialized_start=236
+  _globals['_VALIDATETOKENRESPONSE']._serialized_end=377
+  _globals['_CLAIMS']._serialized_start=380
+  _globals['_CLAIMS']._serialized_end=625
+  _globals['_GETUSERINFOREQUEST']._serialized_start=627
+  _globals['_GETUSERINFOREQUEST']._serialized_end=662
+  _globals['_GETUSERINFORESPONSE']._serialized_start=665
+  _globals['_GETUSERINFORESPONSE']._serialized_end=1086
+  _globals['_GETUSERINFORESPONSE_ATTRIBUTESENTRY']._serialized_start=1037
+  _globals['_GETUSERINFORESPONSE_ATTRIBUTESENTRY']._serialized_end=1086
+  _globals['_TOKENVALIDATOR']._serialized_start=1624
+  _globals['_TOKENVALIDATOR']._serialized_end=1834
 # @@protoc_insertion_point(module_scope)

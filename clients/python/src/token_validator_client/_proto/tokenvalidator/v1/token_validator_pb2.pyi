@@ -56,16 +56,18 @@ USER_INFO_SOURCE_TOKEN_CLAIMS: UserInfoSource
 USER_INFO_SOURCE_COGNITO: UserInfoSource
 
 class ValidateTokenRequest(_message.Message):
-    __slots__ = ("token", "expected_token_use", "required_scopes", "required_groups")
+    __slots__ = ("token", "expected_token_use", "required_scopes", "required_groups", "check_revocation")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_TOKEN_USE_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_SCOPES_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    CHECK_REVOCATION_FIELD_NUMBER: _ClassVar[int]
     token: str
     expected_token_use: TokenUse
     required_scopes: _containers.RepeatedScalarFieldContainer[str]
     required_groups: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, token: _Optional[str] = ..., expected_token_use: _Optional[_Union[TokenUse, str]] = ..., required_scopes: _Optional[_Iterable[str]] = ..., required_groups: _Optional[_Iterable[str]] = ...) -> None: ...
+    check_revocation: bool
+    def __init__(self, token: _Optional[str] = ..., expected_token_use: _Optional[_Union[TokenUse, str]] = ..., required_scopes: _Optional[_Iterable[str]] = ..., required_groups: _Optional[_Iterable[str]] = ..., check_revocation: _Optional[bool] = ...) -> None: ...
 
 class ValidateTokenResponse(_message.Message):
     __slots__ = ("valid", "reason", "message", "claims")
