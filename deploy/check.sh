@@ -17,7 +17,10 @@
 #                         values.schema.json and by check-config (and the table
 #                         lists every key of config.schema.json)
 #   deploy/ecs/*.json     botocore's RegisterTaskDefinition input shape + enums;
-#                         the validator's environment passes check-config
+#                         the validator's environment passes check-config; roles
+#   deploy/iam/*.json     deploy/iam/check_policies.py: JSON, revocation-policy.json
+#                         grants only cognito-idp:AdminGetUser on user pool ARNs
+#                         (and refuses widened copies), the trust policies
 #   Grafana dashboard     deploy/grafana/check_dashboard.py: structure, metric and
 #                         label allowlist, chart copy == deploy/grafana copy
 #
@@ -229,6 +232,19 @@ rendered_has() {
   return "$missing"
 }
 
+# notes_has PATTERN... -- [helm args...]: NOTES.txt contains every (fixed-string) PATTERN.
+notes_has() {
+  local patterns=() pattern notes missing=0
+  while [[ $# -gt 0 && "$1" != "--" ]]; do patterns+=("$1"); shift; done
+  shift
+  notes="$(run_helm install tv "$CHART" --namespace token-validator --dry-run=client "$@" | sed -n '/^NOTES:/,$p')" || return 1
+  echo "$notes"
+  for pattern in "${patterns[@]}"; do
+    grep -qF -- "$pattern" <<<"$notes" || { echo "NOTES has no '$pattern'"; missing=1; }
+  done
+  return "$missing"
+}
+
 check_config() { "$VENV/bin/python" "$ROOT/deploy/check_config.py" "$@"; }
 
 POOL_A='{"name":"a","region":"us-east-1","user_pool_id":"us-east-1_A1","client_ids":["c"]}'
@@ -338,6 +354,9 @@ main() {
   check "config.tls overrides what tls.secretName fills in; config.metrics keys pass through (all-features)" \
     rendered_has "$OUT/all-features.yaml" "client_ca_file: /etc/client-ca/ca.crt" \
     "cert_file: /var/run/secrets/token-validator/tls/tls.crt" "idle_timeout_secs: 5" "listen: 0.0.0.0:9090"
+  check "gateway.enabled writes config.gateway.http_listen, the other config.gateway keys pass through; port http-auth (all-features)" \
+    rendered_has "$OUT/all-features.yaml" "http_listen: 0.0.0.0:8081" "path_prefix: /admin" "sub: x-user-sub" \
+    "max_connections: 512" "name: http-auth" "containerPort: 8081" "port: 8081"
 
   # README's configuration table: every key settable from Helm values and accepted by the service.
   check "README config table: every key in config.schema.json, accepted by values.schema.json and check-config, kept by the chart" \
@@ -350,6 +369,9 @@ main() {
     notes_ok -plaintext
   check "NOTES.txt renders (all features: TLS + mTLS) with grpcurl -cacert/-cert, no -plaintext" \
     notes_ok '-cacert ca.crt -servername [^ ]* -cert client.crt -key client.key' -f "$CHART/ci/all-features-values.yaml"
+  check "NOTES.txt (all features) gives ingress-nginx the forward-auth URL and the configured identity headers" \
+    notes_has "auth-url: http://tv-token-validator.token-validator.svc:8081/auth" \
+    "auth-response-headers: x-user-sub, x-auth-username," -- -f "$CHART/ci/all-features-values.yaml"
 
   # Bad values must be refused, naming the key.
   check "values.schema.json rejects ci/invalid/bad-values.yaml naming replicaCount, user_pool_id, appProtocol" \
@@ -380,6 +402,11 @@ main() {
     must_fail_naming --set tls.clientCA=true -- tls.clientCA tls.secretName
   check "chart refuses TLS with metrics disabled (the probes need the metrics port)" \
     must_fail_naming --set tls.secretName=tv-tls --set metrics.enabled=false -- metrics.enabled
+  # values.schema.json (generated without it) refuses it before the template's own fail.
+  check "chart refuses config.gateway.http_listen (the chart writes it from gateway.enabled and containerPorts.gateway)" \
+    must_fail_naming --set config.gateway.http_listen=0.0.0.0:8081 -- /config/gateway http_listen
+  check "chart refuses containerPorts.gateway equal to the metrics port (gateway.enabled)" \
+    must_fail_naming --set gateway.enabled=true --set containerPorts.gateway=9090 -- containerPorts.gateway
 
   # Grafana dashboard (the chart ships helm/token-validator/dashboards/; deploy/grafana/ holds the same file).
   check "Grafana dashboard: structure, metric/label allowlist, both copies identical" \
@@ -393,6 +420,10 @@ main() {
     check "ECS $td: token-validator check-config accepts the validator's environment (clean env)" \
       check_config ecs "$ROOT/deploy/ecs/$td" --bin "$BIN"
   done
+
+  # IAM: the least privilege of the revocation check, and the trust policies of its role.
+  check "IAM deploy/iam: revocation-policy.json allows only cognito-idp:AdminGetUser on user pool ARNs; trust policies (ECS, IRSA, Pod Identity)" \
+    "$VENV/bin/python" "$ROOT/deploy/iam/check_policies.py" "$ROOT/deploy/iam"
 
   log "deploy checks took $((SECONDS - start)) s; rendered manifests and logs in $OUT"
   local skipped=""

@@ -8,9 +8,10 @@ Rust types, and `token-validator check-config` decide which keys exist.
       and, set alone to a valid value (for a pool key the chart's example pool's;
       else the schema's default, else the table's, else the schema's bounds), is
       accepted by the chart's values.schema.json as config.<key> (except listen,
-      metrics.listen and metrics.enabled, which the chart writes itself) and by
-      check-config. All of them set at once through Helm values arrive unchanged
-      in the rendered config.yaml, which passes check-config.
+      metrics.listen, metrics.enabled and gateway.http_listen, which the chart
+      writes itself) and by check-config. All of them set at once through Helm
+      values arrive unchanged in the rendered config.yaml, which passes
+      check-config.
   check_config_table.py readme-complete README.md --schema config.schema.json
       Every key of config.schema.json has a row in the table.
 
@@ -31,9 +32,10 @@ sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
 import check_config  # noqa: E402
 from check_config import TLS_FILE_KEYS, accepted, check, option, rendered_objects, stand_in_files  # noqa: E402
 
-# Written by the chart from listenAddress, containerPorts and metrics.enabled;
-# values.schema.json leaves them out of `config` on purpose.
-CHART_OWNED = ("listen", "metrics.listen", "metrics.enabled")
+# Written by the chart from listenAddress, containerPorts, metrics.enabled and
+# gateway.enabled; values.schema.json leaves the first three out of `config` on
+# purpose, and the chart's templates refuse config.gateway.http_listen.
+CHART_OWNED = ("listen", "metrics.listen", "metrics.enabled", "gateway.http_listen")
 
 
 def readme_rows(path):
@@ -122,9 +124,13 @@ def table_value(cell, pool):
 
 def with_key(pool, key, value, tls_files):
     """A config of `pool` with `key` set to `value` (and, in its section, what the section requires)."""
-    cfg = {"pools": [dict(pool)]}
+    cfg = {"pools": [copy.deepcopy(pool)]}
     if key.startswith("pools[]."):
-        cfg["pools"][0][key.split(".", 1)[1]] = value
+        *sections, last = key.split(".", 1)[1].split(".")  # pools[].revocation.check
+        node = cfg["pools"][0]
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[last] = value
         return cfg
     *sections, last = key.split(".")
     node = cfg
@@ -158,11 +164,14 @@ def _one_object_list(value):
 
 def without_chart_owned(cfg):
     cfg = copy.deepcopy(cfg)
-    cfg.pop("listen", None)
-    for key in ("listen", "enabled"):
-        cfg.get("metrics", {}).pop(key, None)
-    if cfg.get("metrics") == {}:
-        del cfg["metrics"]
+    for key in CHART_OWNED:
+        *sections, last = key.split(".")
+        node = cfg
+        for section in sections:
+            node = node.get(section, {})
+        node.pop(last, None)
+        if sections and cfg.get(sections[0]) == {}:
+            del cfg[sections[0]]
     return cfg
 
 
@@ -228,7 +237,8 @@ def readme(readme_path, binary, schema_path, chart_dir, helm):
             cfg = with_key(pool, key, value, tls_files)
             everything = merged(everything, cfg)
             if key in CHART_OWNED:
-                print(f"  skip {key}: chart values (the chart writes it from listenAddress, containerPorts, metrics.enabled)")
+                print(f"  skip {key}: chart values (the chart writes it from listenAddress, containerPorts, "
+                      "metrics.enabled, gateway.enabled)")
             else:
                 values = dict(chart_defaults, config=without_chart_owned(cfg))
                 errors = [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in chart_validator.iter_errors(values)]

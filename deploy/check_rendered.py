@@ -4,6 +4,9 @@
   check_rendered.py manifests RENDERED.yaml --expect KIND[,KIND...] --dashboard FILE.json --config-schema FILE.json
       Cross-checks the objects `helm template` produced: selectors match the pod
       labels, Service/ServiceMonitor/NetworkPolicy ports exist on the container,
+      the config's listen addresses (gRPC, metrics, forward-auth) are the
+      container ports, the forward-auth port is on the Service (appProtocol
+      http) and has a NetworkPolicy rule,
       gRPC probes hit the gRPC port (HTTP probes on the metrics port with TLS),
       TLS files lie on a mounted volume, the pod is locked down, the drain fits in
       terminationGracePeriodSeconds, the config checksum matches the ConfigMap,
@@ -27,6 +30,8 @@ import sys
 import yaml
 
 TLS_FILE_KEYS = ("cert_file", "key_file", "client_ca_file")
+# The name of the forward-auth container port (and Service port) with gateway.enabled.
+GATEWAY_PORT = "http-auth"
 DASHBOARD_METRICS = (
     "token_validator_validations_total",
     "rpc_server_duration_seconds_bucket",
@@ -105,6 +110,13 @@ def manifests(path, expect, dashboard_path, config_schema_path):
               "config metrics.listen port == container port metrics")
     else:
         check("metrics" not in cports, "metrics disabled: no metrics container port")
+    gateway_cfg = cfg.get("gateway") or {}
+    if gateway_cfg.get("http_listen"):
+        check(port_of(gateway_cfg["http_listen"]) == cports.get(GATEWAY_PORT),
+              f"config gateway.http_listen port == container port {GATEWAY_PORT}")
+    else:
+        check(GATEWAY_PORT not in cports, f"no gateway.http_listen: no {GATEWAY_PORT} container port")
+    check(len(set(cports.values())) == len(cports), f"container ports are distinct ({cports})")
     check(pod["metadata"].get("annotations", {}).get("checksum/config")
           == hashlib.sha256(raw.rstrip("\n").encode()).hexdigest(),
           "pod annotation checksum/config is the sha256 of config.yaml")
@@ -176,6 +188,14 @@ def manifests(path, expect, dashboard_path, config_schema_path):
               f"Service {name} targets named container ports")
         grpc_ports = [p for p in svc["spec"]["ports"] if p["name"] == "grpc"]
         check(grpc_ports and grpc_ports[0].get("appProtocol") == "grpc", f"Service {name} port grpc has appProtocol grpc")
+        for p in svc["spec"]["ports"]:
+            if p["targetPort"] == GATEWAY_PORT:
+                check(p["name"] == GATEWAY_PORT and p.get("appProtocol") == "http",
+                      f"Service {name} port {p['name']} (forward-auth) is named {GATEWAY_PORT}, appProtocol http")
+    if GATEWAY_PORT in cports:
+        plain = [s for s in services if s["spec"].get("clusterIP") != "None"]
+        check(plain and any(p["targetPort"] == GATEWAY_PORT for p in plain[0]["spec"]["ports"]),
+              f"the Service exposes the forward-auth port ({GATEWAY_PORT})")
     headless = [s for s in services if s["spec"].get("clusterIP") == "None"]
     if "headless" in ",".join(s["metadata"]["name"] for s in services):
         check(len(headless) == 1 and not any(p["name"] == "metrics" for p in headless[0]["spec"]["ports"]),
@@ -213,6 +233,8 @@ def manifests(path, expect, dashboard_path, config_schema_path):
         rules = np_["spec"].get("ingress", [])
         ports = [p["port"] for r in rules for p in r.get("ports", [])]
         check(all(p in cports for p in ports) and "grpc" in ports, "NetworkPolicy admits named container ports incl. grpc")
+        if GATEWAY_PORT in cports:
+            check(GATEWAY_PORT in ports, f"NetworkPolicy has an ingress rule for the forward-auth port ({GATEWAY_PORT})")
         check(all(r.get("from") for r in rules), "every ingress rule names its peers (no allow-all rule)")
 
     # Grafana dashboard.

@@ -17,7 +17,11 @@ For each file:
      a sidecar task the app's dependsOn HEALTHY on the validator, and for TLS
      (TOKEN_VALIDATOR__TLS__*_FILE) the files on a read-only volume that an
      init container (essential false, dependsOn SUCCESS) fills from `secrets`
-     with well-formed Secrets Manager / SSM ARNs.
+     with well-formed Secrets Manager / SSM ARNs; the execution and task
+     roles are IAM role ARNs of one account, and two different roles (the
+     task role holds only what the containers call: for token-validator,
+     deploy/iam/revocation-policy.json; the execution role pulls images,
+     writes logs and reads secrets).
 
 deploy/check_config.py runs `token-validator check-config` on the validator's
 environment.
@@ -44,6 +48,7 @@ TLS_FILE_ENV = ("TOKEN_VALIDATOR__TLS__CERT_FILE", "TOKEN_VALIDATOR__TLS__KEY_FI
 # :json-key:version-stage:version-id) or an SSM parameter, by full ARN.
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):(\d{12}):secret:[\w/+=.@-]+-[A-Za-z0-9]{6}"
                         r"(:[^:]*:[^:]*:[^:]*)?$")
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
 PARAMETER_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:([a-z0-9-]+):(\d{12}):parameter/[\w/.-]+$")
 # Enum-typed members this project relies on: each must be present and checked.
 REQUIRED_ENUM_PATHS = (
@@ -232,6 +237,8 @@ def validate_file(path, input_shape):
                 and all(opts.get(k) for k in ("awslogs-group", "awslogs-region", "awslogs-stream-prefix")),
                 f"container {x.get('name')} logs with awslogs (group, region, stream-prefix)")
 
+    check_roles(c, td, is_sidecar)
+
     if tls or inits:
         check_tls_init(c, td, v, env, tls, inits)
 
@@ -247,6 +254,21 @@ def validate_file(path, input_shape):
                     f"container {app.get('name')} reaches the validator on localhost:{GRPC_PORT}", addr)
         c.check("healthCheck" in v, "the validator has a healthCheck (needed for the HEALTHY condition)")
     return c
+
+
+def check_roles(c, td, is_sidecar):
+    """Execution role and task role: well-formed, one account, not the same role."""
+    execution, task = td.get("executionRoleArn", ""), td.get("taskRoleArn", "")
+    em, tm = ROLE_ARN.match(execution), ROLE_ARN.match(task)
+    c.check(bool(em), "executionRoleArn is an IAM role ARN", execution)
+    whose = "the app's and the validator's (the sidecar shares it)" if is_sidecar else "the validator's"
+    c.check(bool(tm), f"taskRoleArn is an IAM role ARN, {whose}: it holds cognito-idp:AdminGetUser "
+            "(deploy/iam/revocation-policy.json) for ID-token revocation checks", task or "unset")
+    if em and tm:
+        c.check(em.group(1) == tm.group(1), "executionRoleArn and taskRoleArn are roles of one account",
+                f"{em.group(1)} vs {tm.group(1)}")
+        c.check(execution != task, "the task role is not the execution role (least privilege: the containers "
+                "get no image-pull, log or secret-reading rights)")
 
 
 def check_tls_init(c, td, v, env, tls, inits):

@@ -66,10 +66,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-The service's config file: `config` as given, with `listen`, `metrics.listen`
-and `metrics.enabled` from the chart's own values (so the ports, probes and
-Service always agree; the other `config.metrics` keys pass through), and the
-files of tls.secretName wherever `config.tls` does not name its own.
+The service's config file: `config` as given, with `listen`, `metrics.listen`,
+`metrics.enabled` and (with gateway.enabled) `gateway.http_listen` from the
+chart's own values (so the ports, probes and Service always agree; the other
+`config.metrics` and `config.gateway` keys pass through), and the files of
+tls.secretName wherever `config.tls` does not name its own.
 */}}
 {{- define "token-validator.config" -}}
 {{- $cfg := deepCopy .Values.config }}
@@ -78,6 +79,11 @@ files of tls.secretName wherever `config.tls` does not name its own.
 {{- $_ = set $metrics "enabled" .Values.metrics.enabled }}
 {{- $_ = set $metrics "listen" (printf "%s:%d" .Values.listenAddress (int .Values.containerPorts.metrics)) }}
 {{- $_ = set $cfg "metrics" $metrics }}
+{{- if .Values.gateway.enabled }}
+{{- $gateway := get $cfg "gateway" | default dict }}
+{{- $_ = set $gateway "http_listen" (printf "%s:%d" .Values.listenAddress (int .Values.containerPorts.gateway)) }}
+{{- $_ = set $cfg "gateway" $gateway }}
+{{- end }}
 {{- if .Values.tls.secretName }}
 {{- $dir := include "token-validator.tlsDir" . }}
 {{- $tls := get $cfg "tls" | default dict }}
@@ -140,5 +146,15 @@ files of tls.secretName wherever `config.tls` does not name its own.
 {{- end }}
 {{- if eq (int .Values.containerPorts.grpc) (int .Values.containerPorts.metrics) }}
 {{- fail "containerPorts.grpc and containerPorts.metrics must differ" }}
+{{- end }}
+{{- $gatewayCfg := .Values.config.gateway | default dict }}
+{{- if and (hasKey $gatewayCfg "http_listen") (not (kindIs "invalid" (index $gatewayCfg "http_listen"))) }}
+{{- fail "config.gateway.http_listen is written by the chart: set gateway.enabled: true (and containerPorts.gateway for the port, default 8081) instead, so the container port, Service and NetworkPolicy match it" }}
+{{- end }}
+{{- if .Values.gateway.enabled }}
+{{- $port := int .Values.containerPorts.gateway }}
+{{- if or (eq $port (int .Values.containerPorts.grpc)) (eq $port (int .Values.containerPorts.metrics)) }}
+{{- fail "containerPorts.gateway must differ from containerPorts.grpc and containerPorts.metrics" }}
+{{- end }}
 {{- end }}
 {{- end }}
