@@ -153,6 +153,20 @@ impl UserInfoService {
         access_token: &str,
         hash: TokenHash,
     ) -> Result<Arc<UserProfile>, UserInfoError> {
+        let entry = self.observed_get_user(access_token, token).await?;
+        let profile = entry.value.clone();
+        self.cache.insert(hash, entry).await;
+        Ok(profile)
+    }
+
+    /// One GetUser call, reported to the observer, as a cache entry that
+    /// lives `cache_ttl_secs` but never past the token's `exp` (a zero TTL,
+    /// for a token about to expire, expires it at once).
+    async fn observed_get_user(
+        &self,
+        access_token: &str,
+        token: &VerifiedToken,
+    ) -> Result<Expiring<Arc<UserProfile>>, UserInfoError> {
         let started = std::time::Instant::now();
         let result = self
             .get_user(access_token, token)
@@ -160,18 +174,11 @@ impl UserInfoService {
             .await;
         self.observer
             .get_user(outcome_of(&result), Some(started.elapsed()), false);
-        let profile = Arc::new(result?);
         let ttl = ttl_until_exp(self.cache_ttl, token.expires_at(), unix_now());
-        self.cache
-            .insert(
-                hash,
-                Expiring {
-                    value: profile.clone(),
-                    ttl,
-                },
-            )
-            .await;
-        Ok(profile)
+        result.map(|profile| Expiring {
+            value: Arc::new(profile),
+            ttl,
+        })
     }
 
     async fn cognito_profile(
@@ -188,21 +195,7 @@ impl UserInfoService {
         // call; failures are not cached.
         let entry = self
             .cache
-            .try_get_with(hash, async {
-                let started = std::time::Instant::now();
-                let result = self
-                    .get_user(access_token, token)
-                    .instrument(tracing::debug_span!("cognito.get_user"))
-                    .await;
-                self.observer
-                    .get_user(outcome_of(&result), Some(started.elapsed()), false);
-                // A zero TTL (token about to expire) expires the entry at once.
-                let ttl = ttl_until_exp(self.cache_ttl, token.expires_at(), unix_now());
-                result.map(|profile| Expiring {
-                    value: Arc::new(profile),
-                    ttl,
-                })
-            })
+            .try_get_with(hash, self.observed_get_user(access_token, token))
             .await
             .map_err(|error: Arc<UserInfoError>| (*error).clone())?;
         Ok(entry.value)

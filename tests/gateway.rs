@@ -104,6 +104,15 @@ fn checked(response: CheckResponse) -> Checked {
     out
 }
 
+/// A forward-auth request to `base` with `headers`, as a proxy sends it.
+async fn ask(http: &reqwest::Client, base: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = http.get(base);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
 async fn authz_client(url: &str) -> AuthorizationClient<tonic::transport::Channel> {
     AuthorizationClient::connect(url.to_string()).await.unwrap()
 }
@@ -263,27 +272,31 @@ async fn forward_auth_answers_like_a_gateway_should() {
     let access = format!("Bearer {}", key.sign_claims(&access_claims()));
 
     // nginx's convention (X-Original-*) and Traefik/Caddy's (X-Forwarded-*).
-    let response = http
-        .get(&base)
-        .header("authorization", &id)
-        .header("x-original-uri", "/admin/users?page=2")
-        .header("x-original-method", "DELETE")
-        .send()
-        .await
-        .unwrap();
+    let response = ask(
+        &http,
+        &base,
+        &[
+            ("authorization", &id),
+            ("x-original-uri", "/admin/users?page=2"),
+            ("x-original-method", "DELETE"),
+        ],
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-auth-username"], "alice");
     assert_eq!(response.headers()["x-auth-groups"], "admin,users");
     assert!(response.headers().get("x-auth-scopes").is_none());
 
-    let response = http
-        .post(&base)
-        .header("authorization", &access)
-        .header("x-forwarded-uri", "/reports/q1")
-        .header("x-forwarded-method", "POST")
-        .send()
-        .await
-        .unwrap();
+    let response = ask(
+        &http,
+        &base,
+        &[
+            ("authorization", &access),
+            ("x-forwarded-uri", "/reports/q1"),
+            ("x-forwarded-method", "POST"),
+        ],
+    )
+    .await;
     assert_eq!(response.status(), 403);
     assert!(
         response.headers()["www-authenticate"]
@@ -294,69 +307,60 @@ async fn forward_auth_answers_like_a_gateway_should() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["reason"], "REASON_MISSING_SCOPE");
 
-    let response = http
-        .get(&base)
-        .header("x-forwarded-uri", "/admin")
-        .send()
-        .await
-        .unwrap();
+    let response = ask(&http, &base, &[("x-forwarded-uri", "/admin")]).await;
     assert_eq!(response.status(), 401);
     assert_eq!(
         response.headers()["www-authenticate"],
         "Bearer realm=\"token-validator\""
     );
 
-    let response = http
-        .get(&base)
-        .header("authorization", "Bearer not.a.token")
-        .send()
-        .await
-        .unwrap();
+    let response = ask(&http, &base, &[("authorization", "Bearer not.a.token")]).await;
     assert_eq!(response.status(), 401);
 
-    let response = http
-        .get(&base)
-        .header("x-forwarded-uri", "/public/")
-        .send()
-        .await
-        .unwrap();
+    let response = ask(&http, &base, &[("x-forwarded-uri", "/public/")]).await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("x-auth-sub").is_none());
 
     // A client cannot pick its rule by sending the convention its proxy does not set.
-    let response = http
-        .get(&base)
-        .header("x-forwarded-uri", "/public/x")
-        .header("x-original-uri", "/admin")
-        .send()
-        .await
-        .unwrap();
+    let response = ask(
+        &http,
+        &base,
+        &[
+            ("x-forwarded-uri", "/public/x"),
+            ("x-original-uri", "/admin"),
+        ],
+    )
+    .await;
     assert_eq!(response.status(), 400);
-    let response = http
-        .get(&base)
-        .header("x-forwarded-method", "GET")
-        .header("x-original-method", "POST")
-        .header("x-forwarded-uri", "/public/x")
-        .send()
-        .await
-        .unwrap();
+    let response = ask(
+        &http,
+        &base,
+        &[
+            ("x-forwarded-method", "GET"),
+            ("x-original-method", "POST"),
+            ("x-forwarded-uri", "/public/x"),
+        ],
+    )
+    .await;
     assert_eq!(response.status(), 400);
     // ingress-nginx's X-Original-URL (a whole URL) alone is read for its path.
-    let response = http
-        .get(&base)
-        .header("x-original-url", "https://app.example.com/public/x?y=1")
-        .send()
-        .await
-        .unwrap();
+    let response = ask(
+        &http,
+        &base,
+        &[("x-original-url", "https://app.example.com/public/x?y=1")],
+    )
+    .await;
     assert_eq!(response.status(), 200);
-    let response = http
-        .get(&base)
-        .header("x-original-url", "https://app.example.com/admin")
-        .send()
-        .await
-        .unwrap();
+    let response = ask(
+        &http,
+        &base,
+        &[("x-original-url", "https://app.example.com/admin")],
+    )
+    .await;
     assert_eq!(response.status(), 401);
 
+    // Any method reaches /auth (Traefik forwards the original one).
+    assert_eq!(http.post(&base).send().await.unwrap().status(), 401);
     // Only /auth answers.
     let other = format!("http://{}/admin", service.gateway_addr.unwrap());
     assert_eq!(http.get(other).send().await.unwrap().status(), 404);

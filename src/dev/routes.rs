@@ -171,11 +171,7 @@ async fn cognito_api(
             "User is disabled.",
         );
     }
-    let attributes: Vec<Value> = user
-        .attributes
-        .iter()
-        .map(|(name, value)| json!({ "Name": name, "Value": value }))
-        .collect();
+    let attributes = attribute_list(user);
     (
         StatusCode::OK,
         [("content-type", "application/x-amz-json-1.1")],
@@ -204,11 +200,7 @@ fn admin_get_user(state: &IssuerState, body: &[u8]) -> axum::response::Response 
             "User does not exist.",
         );
     };
-    let attributes: Vec<Value> = user
-        .attributes
-        .iter()
-        .map(|(name, value)| json!({ "Name": name, "Value": value }))
-        .collect();
+    let attributes = attribute_list(user);
     (
         StatusCode::OK,
         [("content-type", "application/x-amz-json-1.1")],
@@ -221,4 +213,12 @@ fn admin_get_user(state: &IssuerState, body: &[u8]) -> axum::response::Response 
         .to_string(),
     )
         .into_response()
+}
+
+/// A user's attributes as Cognito lists them: `[{"Name": …, "Value": …}]`.
+fn attribute_list(user: &super::User) -> Vec<Value> {
+    user.attributes
+        .iter()
+        .map(|(name, value)| json!({ "Name": name, "Value": value }))
+        .collect()
 }
