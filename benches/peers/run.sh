@@ -6,6 +6,8 @@
 #   3. token-validator with the verified-token cache off and on,
 #   4. a bare tonic server that checks nothing (the ceiling), as tonic ships
 #      and again with token-validator's write coalescing (grpc::Coalesced).
+#   5. the naive reference: tonic + jsonwebtoken, RS256 and the key parsed on
+#      every call (benches/naive_server.rs), what a full check is measured against.
 # Two workloads: "distinct" (every request a different token from a pool of
 # --tokens, i.e. a full check each time where there is no cache) and
 # "repeated" (one token over and over: cache hits where there is a cache).
@@ -85,13 +87,15 @@ YAML
     ADDR="http://127.0.0.1:$port"
 }
 
-start_peer() { # $1 = node|python|echo|echo-coalesced
+start_peer() { # $1 = node|python|naive|echo|echo-coalesced
     local port out=$WORK/$1.out
     port=$(free_port)
     case $1 in
         node) node benches/peers/node/server.js --port "$port" --jwks "$WORK/jwks.json" --user-pool-id "$POOL_ID" --client-id "$CLIENT_ID" --workers "$WORKERS" >"$out" 2>&1 & ;;
         python) benches/peers/python/.venv/bin/python benches/peers/python/server.py --port "$port" --jwks "$WORK/jwks.json" --user-pool-id "$POOL_ID" --client-id "$CLIENT_ID" --processes "$WORKERS" >"$out" 2>&1 & ;;
         echo) cargo bench --quiet --locked --bench echo_server -- --port "$port" >"$out" 2>&1 & ;;
+        naive) cargo bench --quiet --locked --bench naive_server -- --port "$port" --jwks "$WORK/jwks.json" \
+                   --issuer "https://cognito-idp.us-east-1.amazonaws.com/$POOL_ID" --client-id "$CLIENT_ID" >"$out" 2>&1 & ;;
         echo-coalesced) cargo bench --quiet --locked --bench echo_server -- --port "$port" --coalesced >"$out" 2>&1 & ;;
     esac
     PIDS+=($!); SERVER_PID=$!
@@ -116,7 +120,7 @@ measure() { # $1 = label, $2 = workload
         --server-pid "$SERVER_PID" "${args[@]}" >>"$WORK/results.jsonl" || log "$1 / $2 reported errors"
 }
 
-for target in ours-cache-off ours-cache-on node python echo echo-coalesced; do
+for target in ours-cache-off ours-cache-on node python naive echo echo-coalesced; do
     case $target in
         ours-cache-off) start_ours false ;;
         ours-cache-on) start_ours true ;;
@@ -132,7 +136,8 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 by = {tuple(r["label"].split("|")): r for r in rows}
 names = {"ours-cache-off": "token-validator, cache off", "ours-cache-on": "token-validator, cache on",
-         "node": "Node grpc-js + aws-jwt-verify", "python": "Python grpcio + PyJWT", "echo": "bare tonic, no checks (ceiling)",
+         "node": "Node grpc-js + aws-jwt-verify",
+         "naive": "naive tonic + jsonwebtoken, key parsed every call", "python": "Python grpcio + PyJWT", "echo": "bare tonic, no checks (ceiling)",
          "echo-coalesced": "bare tonic + our write coalescing"}
 base = {"distinct": "ours-cache-off", "repeated": "ours-cache-on"}
 print(f"duration {sys.argv[2]}, concurrency {sys.argv[3]}, connections {sys.argv[4]}, peer workers {sys.argv[5]}; client and servers share this machine")
