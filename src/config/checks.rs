@@ -102,46 +102,11 @@ impl Config {
         let mut issuers = HashSet::new();
         for (i, pool) in self.pools.iter().enumerate() {
             let key = |field: &str| format!("pools[{i}].{field}");
-            if pool.name.trim().is_empty() {
-                return Err(invalid(key("name"), "must not be empty"));
-            }
+            check_pool_fields(pool, &key)?;
             if !names.insert(pool.name.as_str()) {
                 return Err(invalid(
                     key("name"),
                     format!("{:?} is used by two pools", pool.name),
-                ));
-            }
-            if !is_region(&pool.region) {
-                return Err(invalid(
-                    key("region"),
-                    format!(
-                        "{:?} is not an AWS region name (e.g. us-east-1)",
-                        pool.region
-                    ),
-                ));
-            }
-            if !is_user_pool_id(&pool.user_pool_id) {
-                return Err(invalid(
-                    key("user_pool_id"),
-                    format!(
-                        "{:?} is not a Cognito user pool id (REGION_ID, e.g. us-east-1_AbCdEf123)",
-                        pool.user_pool_id
-                    ),
-                ));
-            }
-            if pool.client_ids.is_empty() && !pool.allow_any_client {
-                return Err(invalid(
-                    key("client_ids"),
-                    "is empty: list the app client ids to accept, or set allow_any_client: true",
-                ));
-            }
-            if pool.client_ids.iter().any(|c| c.trim().is_empty()) {
-                return Err(invalid(key("client_ids"), "contains an empty client id"));
-            }
-            if pool.token_use.is_empty() {
-                return Err(invalid(
-                    key("token_use"),
-                    "must list at least one of id, access",
                 ));
             }
             let issuer = pool.issuer();
@@ -160,15 +125,19 @@ impl Config {
                 ));
             }
             check_url(&key("jwks_url"), &pool.jwks_url(), jwks_http)?;
+            let cognito_http = (
+                self.userinfo.allow_insecure_http(),
+                "userinfo.allow_insecure_http",
+            );
             if self.userinfo.cognito_lookup {
                 check_url(
                     "userinfo.cognito_endpoint",
                     &self.userinfo.endpoint_for(&pool.region),
-                    (
-                        self.userinfo.allow_insecure_http(),
-                        "userinfo.allow_insecure_http",
-                    ),
+                    cognito_http,
                 )?;
+            }
+            if let Some(endpoint) = &pool.revocation.endpoint {
+                check_url(&key("revocation.endpoint"), endpoint, cognito_http)?;
             }
         }
         Ok(())
@@ -222,6 +191,51 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// One pool's own fields: a name, a region, a user pool id, app clients
+/// (or `allow_any_client`), at least one token kind.
+fn check_pool_fields(
+    pool: &super::PoolConfig,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    if pool.name.trim().is_empty() {
+        return Err(invalid(key("name"), "must not be empty"));
+    }
+    if !is_region(&pool.region) {
+        return Err(invalid(
+            key("region"),
+            format!(
+                "{:?} is not an AWS region name (e.g. us-east-1)",
+                pool.region
+            ),
+        ));
+    }
+    if !is_user_pool_id(&pool.user_pool_id) {
+        return Err(invalid(
+            key("user_pool_id"),
+            format!(
+                "{:?} is not a Cognito user pool id (REGION_ID, e.g. us-east-1_AbCdEf123)",
+                pool.user_pool_id
+            ),
+        ));
+    }
+    if pool.client_ids.is_empty() && !pool.allow_any_client {
+        return Err(invalid(
+            key("client_ids"),
+            "is empty: list the app client ids to accept, or set allow_any_client: true",
+        ));
+    }
+    if pool.client_ids.iter().any(|c| c.trim().is_empty()) {
+        return Err(invalid(key("client_ids"), "contains an empty client id"));
+    }
+    if pool.token_use.is_empty() {
+        return Err(invalid(
+            key("token_use"),
+            "must list at least one of id, access",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether plain http may be used off loopback, and the key that says so.

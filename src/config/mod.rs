@@ -352,6 +352,16 @@ mod tests {
             format!("{ONE_POOL}    revocation:\n      check: on_request\n      on_error: allow\n");
         let ok = load_yaml(&yaml, &[]).unwrap();
         assert_eq!(ok.pools[0].revocation.on_error, RevocationOnError::Allow);
+        let yaml =
+            format!("{ONE_POOL}    revocation:\n      endpoint: http://moto.internal:5000/\n");
+        let err = load_yaml(&yaml, &[]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("config: pools[0].revocation.endpoint: "),
+            "{err}"
+        );
+        assert!(err.contains("userinfo.allow_insecure_http"), "{err}");
+        let yaml = format!("{ONE_POOL}    revocation:\n      endpoint: http://127.0.0.1:5000/\n");
+        load_yaml(&yaml, &[]).unwrap();
     }
 
     #[test]

@@ -24,6 +24,26 @@ STOP_TIMEOUT = 15.0
 HTTP_TIMEOUT = 10.0
 
 
+def file_tail(path: Path, n: int = 4000) -> str:
+    """The last `n` characters of a log file ("" if it cannot be read)."""
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> Optional[int]:
+    """SIGTERM, wait (bounded), SIGKILL if needed; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
+    return proc.returncode
+
+
 class DevServerError(RuntimeError):
     pass
 
@@ -111,23 +131,14 @@ class DevServer:
             return e.code
 
     def stderr_tail(self, n: int = 4000) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+        return file_tail(self.stderr_path, n)
 
     def stop(self) -> Optional[int]:
         """SIGTERM, wait (bounded), SIGKILL if needed; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT)
+        code = stop_process(self.proc)
         if self._drain is not None:
             self._drain.join(timeout=5)
-        return self.proc.returncode
+        return code
 
 
 def _check_loopback(url_or_addr: str, what: str) -> None:

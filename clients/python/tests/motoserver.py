@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from typing import Any, Optional
 
 import boto3
 from botocore.config import Config
+
+import devserver
 
 REGION = "us-east-1"
 START_TIMEOUT = float(os.environ.get("MOTO_START_TIMEOUT", "60"))
@@ -61,20 +62,10 @@ class MotoServer:
         return self._cognito
 
     def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+        return devserver.file_tail(self.log_path, n)
 
     def stop(self) -> Optional[int]:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT)
-        return self.proc.returncode
+        return devserver.stop_process(self.proc, STOP_TIMEOUT)
 
     def remove_log(self) -> None:
         self.log_path.unlink(missing_ok=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import tempfile
 import time
@@ -70,22 +69,13 @@ class ServeProcess:
             return False
 
     def stderr_tail(self, n: int = 4000) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+        return devserver.file_tail(self.stderr_path, n)
 
     def stop(self) -> Optional[int]:
         """SIGTERM, wait (bounded), SIGKILL if needed; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT)
+        code = devserver.stop_process(self.proc, STOP_TIMEOUT)
         self.config_path.unlink(missing_ok=True)
-        return self.proc.returncode
+        return code
 
     def remove_log(self) -> None:
         self.stderr_path.unlink(missing_ok=True)
